@@ -1,0 +1,73 @@
+import * as fs from 'node:fs';
+import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ATTR, HAZARD_EVENT } from '../src/attributes';
+import type { CallSite } from '../src/callsite';
+import type { Hazard } from '../src/hazards/types';
+import type { HazardContext, WarningSink } from '../src/report';
+
+type Write = (line: string) => void;
+const toStderr: Write = (text) => process.stderr.write(text);
+
+/** Readable hazard warnings on stderr: the message, the code to change, bound vs ran, where it happened. */
+export class ConsoleWarnings implements WarningSink {
+  constructor(private readonly write: Write = toStderr) {}
+
+  warn(hazard: Hazard, context: HazardContext): void {
+    const lines = [`querytrail ${hazard.severity}: ${hazard.code}`, `  ${hazard.message}`];
+    if (hazard.site) lines.push(...codeFrame(hazard.site).map((l) => `    ${l}`));
+    lines.push(`  bound: ${context.bound}`, `  ran:   ${context.ran}`, `  in:    ${context.scope}`);
+    this.write(lines.join('\n') + '\n');
+  }
+
+  suppressed(count: number): void {
+    this.write(`querytrail: ${count} more hazard warnings in the last minute were not printed (see the querytrail.hazards metric)\n`);
+  }
+}
+
+/** QUERYTRAIL_CONSOLE=spans: one line per query span, for demos and local debugging. */
+export class ConsoleSpanProcessor implements SpanProcessor {
+  constructor(private readonly write: Write = toStderr) {}
+
+  onStart(): void {}
+
+  onEnd(span: ReadableSpan): void {
+    if (!span.instrumentationScope.name.startsWith('querytrail')) return;
+    const a = span.attributes;
+    const built = a[ATTR.CONSTRUCTION_FILE] ? ` built at ${a[ATTR.CONSTRUCTION_FILE]}:${a[ATTR.CONSTRUCTION_LINE]} (${a[ATTR.CONSTRUCTION_PHASE]})` : '';
+    const hazards = span.events.filter((e) => e.name === HAZARD_EVENT).map((e) => e.attributes?.[ATTR.HAZARD_CODE]);
+    const ms = span.duration[0] * 1e3 + span.duration[1] / 1e6;
+    this.write(
+      `querytrail span: ${span.name} ${ms.toFixed(1)}ms ran on ${a[ATTR.RAN_ALIAS]} (${a[ATTR.RAN_ROLE] ?? 'role unknown'})${built}` +
+        `${a[ATTR.ERROR_TYPE] ? ` error ${a[ATTR.ERROR_TYPE]}` : ''}${hazards.length ? ` hazards: ${hazards.join(', ')}` : ''}\n`,
+    );
+  }
+
+  forceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const frames = new Map<string, string[]>();
+
+/** Two lines either side of the site, read once per site. */
+function codeFrame(site: CallSite): string[] {
+  const key = `${site.file}:${site.line}`;
+  let frame = frames.get(key);
+  if (frame === undefined) {
+    frame = [];
+    try {
+      const source = fs.readFileSync(site.file, 'utf8').split('\n');
+      for (let n = Math.max(1, site.line - 2); n <= Math.min(source.length, site.line + 2); n++) {
+        frame.push(`${n === site.line ? '>' : ' '} ${String(n).padStart(4)} | ${source[n - 1]}`);
+      }
+    } catch {
+      // the source is not readable here (deployed without it): the message still names file:line
+    }
+    frames.set(key, frame);
+  }
+  return frame;
+}

@@ -1,0 +1,67 @@
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { BatchSpanProcessor, ConsoleSpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+
+type Env = Record<string, string | undefined>;
+type Problem = (line: string) => void;
+
+/** `otlp,console` → ['otlp', 'console'], checked against the accepted names. */
+function exporterList(env: Env, name: string, accepted: string[], problem: Problem): string[] {
+  const raw = env[name]?.trim();
+  if (!raw) return ['otlp'];
+  const names = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const bad = names.filter((n) => !accepted.includes(n));
+  if (bad.length === 0) return names.filter((n) => n !== 'none');
+  problem(`querytrail: ${name}="${raw}" is not valid; accepted: ${accepted.join(', ')}; using otlp`);
+  return ['otlp'];
+}
+
+function checkProtocol(env: Env, signal: 'TRACES' | 'METRICS', problem: Problem): void {
+  for (const name of [`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`, 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const value = env[name]?.trim();
+    if (!value) continue;
+    if (value !== 'http/protobuf') problem(`querytrail: ${name}="${value}" is not supported; accepted: http/protobuf; using http/protobuf`);
+    return;
+  }
+}
+
+/**
+ * Span processors for the standard OTEL_TRACES_EXPORTER (otlp, console, none; default otlp, as the
+ * OpenTelemetry spec says). OTLP is http/protobuf; endpoint, headers and timeouts come from the usual
+ * OTEL_EXPORTER_OTLP_* variables, read by the exporter itself.
+ */
+export function spanProcessorsFromEnv(env: Env, problem: Problem): SpanProcessor[] {
+  return exporterList(env, 'OTEL_TRACES_EXPORTER', ['otlp', 'console', 'none'], problem).map((name) => {
+    if (name === 'console') return new BatchSpanProcessor(new ConsoleSpanExporter());
+    checkProtocol(env, 'TRACES', problem);
+    return new BatchSpanProcessor(new OTLPTraceExporter());
+  });
+}
+
+function positive(env: Env, name: string, fallback: number, problem: Problem): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (Number.isInteger(n) && n > 0) return n;
+  problem(`querytrail: ${name}="${raw}" is not valid; accepted: a whole number above 0; using ${fallback}`);
+  return fallback;
+}
+
+/** Metric readers for OTEL_METRICS_EXPORTER (otlp, prometheus, console, none; default otlp). */
+export function metricReadersFromEnv(env: Env, problem: Problem): MetricReader[] {
+  const interval = positive(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000, problem);
+  return exporterList(env, 'OTEL_METRICS_EXPORTER', ['otlp', 'prometheus', 'console', 'none'], problem).map((name) => {
+    if (name === 'prometheus') {
+      // Its scrape server is unref'd: it never keeps an app alive that would otherwise exit.
+      return new PrometheusExporter({
+        host: env.OTEL_EXPORTER_PROMETHEUS_HOST || undefined,
+        port: positive(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 9464, problem),
+      });
+    }
+    if (name === 'console') return new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis: interval });
+    checkProtocol(env, 'METRICS', problem);
+    return new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval });
+  });
+}

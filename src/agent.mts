@@ -1,0 +1,6 @@
+// `node --import querytrail/agent app.mjs`: the ESM entry. It registers OpenTelemetry's loader hook so
+// ESM builds of libraries can be patched too, then starts the same agent as `--require`.
+import { createRequire, register } from 'node:module';
+
+register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+createRequire(import.meta.url)('./agent.js');

@@ -1,0 +1,75 @@
+/**
+ * `node --require querytrail/agent app.js`: starts OpenTelemetry with querytrail's instrumentations and
+ * the HTTP/express ones. Loaded twice, it starts once; it never throws into the app.
+ */
+import { diag, DiagConsoleLogger, DiagLogLevel, metrics } from '@opentelemetry/api';
+import { InstrumentationBase, registerInstrumentations } from '@opentelemetry/instrumentation';
+import { detectResources, envDetector, hostDetector, processDetector } from '@opentelemetry/resources';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { ConsoleSpanProcessor, ConsoleWarnings } from '../exporters/console';
+import { JsonLinesSpanProcessor } from '../exporters/jsonl';
+import { metricReadersFromEnv, spanProcessorsFromEnv } from '../exporters/otel';
+import { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';
+import { PgInstrumentation } from '../instrumentations/pg/instrumentation';
+import { configureQuerytrail } from './runtime';
+
+const STARTED = Symbol.for('querytrail.agent.started');
+const problem = (line: string) => process.stderr.write(`${line}\n`);
+
+interface Agent {
+  shutdown(): Promise<void>;
+}
+
+function start(): Agent | undefined {
+  const env = process.env;
+  const runtime = configureQuerytrail({}, new ConsoleWarnings());
+  if (!runtime.config.enabled) return undefined;
+  if (env.OTEL_LOG_LEVEL) diag.setLogger(new DiagConsoleLogger(), DiagLogLevel[env.OTEL_LOG_LEVEL.toUpperCase() as keyof typeof DiagLogLevel] ?? DiagLogLevel.INFO);
+
+  const resource = detectResources({ detectors: [envDetector, processDetector, hostDetector] });
+  const spanProcessors: SpanProcessor[] = spanProcessorsFromEnv(env, problem);
+  if (runtime.config.exportFile) spanProcessors.push(new JsonLinesSpanProcessor(runtime.config.exportFile));
+  if (runtime.config.console === 'spans') spanProcessors.push(new ConsoleSpanProcessor());
+  const tracerProvider = new NodeTracerProvider({ resource, spanProcessors });
+  tracerProvider.register();
+  const meterProvider = new MeterProvider({ resource, readers: metricReadersFromEnv(env, problem) });
+  metrics.setGlobalMeterProvider(meterProvider);
+
+  // querytrail's HTTP scope first: its emit wrapper then runs inside the OTel HTTP span's context.
+  const instrumentations: InstrumentationBase[] = [new HttpScopeInstrumentation(), new PgInstrumentation()];
+  const disabled = new Set((env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()));
+  if (!disabled.has('http')) {
+    const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
+    instrumentations.push(new HttpInstrumentation());
+  }
+  if (!disabled.has('express')) {
+    const { ExpressInstrumentation } = require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
+    instrumentations.push(new ExpressInstrumentation());
+  }
+  registerInstrumentations({ instrumentations, tracerProvider, meterProvider });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]).then(() => undefined));
+  process.once('beforeExit', () => void shutdown());
+  process.once('SIGTERM', () => {
+    // Our listener replaced Node's default (exit); restore it once flushed, unless the app has its own.
+    const appHandlesIt = process.listenerCount('SIGTERM') > 0;
+    void shutdown().finally(() => {
+      if (!appHandlesIt) process.kill(process.pid, 'SIGTERM');
+    });
+  });
+  return { shutdown };
+}
+
+const holder = globalThis as { [STARTED]?: Agent | null };
+if (holder[STARTED] === undefined) {
+  try {
+    holder[STARTED] = start() ?? null;
+  } catch (err) {
+    holder[STARTED] = null;
+    problem(`querytrail: the agent could not start and is disabled: ${(err as Error).message}`);
+  }
+}

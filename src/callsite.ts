@@ -1,0 +1,175 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { findSourceMap } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { Attributes } from '@opentelemetry/api';
+import { SourceMapConsumer, RawSourceMap } from 'source-map-js';
+import { ATTR } from './attributes';
+import { guarded } from './guard';
+
+/** A resolved application frame. Interned: one object per (file, line, column). */
+export interface CallSite {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  readonly function?: string;
+  /** `code.*` attributes for an execution site, precomputed. */
+  readonly codeAttributes: Attributes;
+  /** `querytrail.construction.*` attributes, precomputed. */
+  readonly constructionAttributes: Attributes;
+}
+
+export function formatSite(site: CallSite | undefined): string {
+  return site ? `${site.file}:${site.line}:${site.column}` : 'an unknown site';
+}
+
+/**
+ * Frames above the app: ORMs and drivers add 10–40 of them, so the limit is raised (only around the
+ * capture) to reach past them. Each captured frame costs about 1 µs (research/PERFORMANCE.md).
+ */
+const CAPTURE_DEPTH = 40;
+
+/** An unformatted stack, turned into a CallSite only when somebody needs it. */
+export class StackCapture {
+  private holder: { stack?: unknown } | undefined;
+  private site: CallSite | undefined;
+
+  /** `below` is the outermost querytrail function on the stack: it and the frames above it are cut. */
+  constructor(below: Function) {
+    const holder: { stack?: unknown } = {};
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = CAPTURE_DEPTH;
+    Error.captureStackTrace(holder, below);
+    Error.stackTraceLimit = limit;
+    this.holder = holder;
+  }
+
+  resolve(): CallSite | undefined {
+    if (this.holder !== undefined) {
+      const holder = this.holder;
+      this.holder = undefined; // the Error-sized holder is dropped once resolved; only the interned site stays
+      this.site = guarded('call-site resolution', () => firstApplicationFrame(structuredFrames(holder)));
+    }
+    return this.site;
+  }
+}
+
+/** A construction or execution site: resolved already, or a capture resolved on first use. */
+export type SiteRef = CallSite | StackCapture;
+
+export function resolveSite(ref: SiteRef | undefined): CallSite | undefined {
+  return ref instanceof StackCapture ? ref.resolve() : ref;
+}
+
+function structuredFrames(holder: { stack?: unknown }): NodeJS.CallSite[] {
+  const previous = Error.prepareStackTrace;
+  Error.prepareStackTrace = (_err, frames) => frames;
+  try {
+    const frames = holder.stack;
+    return Array.isArray(frames) ? (frames as NodeJS.CallSite[]) : [];
+  } finally {
+    Error.prepareStackTrace = previous;
+  }
+}
+
+const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+/** querytrail's own code, compiled or (under ts-jest) as source; examples and tests are application code. */
+const OWN_DIRS = ['dist', 'src', 'instrumentations', 'exporters'].map((d) => path.join(PACKAGE_ROOT, d) + path.sep);
+const NODE_MODULES = `${path.sep}node_modules${path.sep}`;
+
+export function isApplicationFile(file: string): boolean {
+  if (file.startsWith('node:') || file.startsWith('internal/') || !(file.startsWith('/') || /^[A-Za-z]:\\/.test(file))) return false;
+  if (file.includes(NODE_MODULES)) return false;
+  return !OWN_DIRS.some((dir) => file.startsWith(dir));
+}
+
+function firstApplicationFrame(frames: NodeJS.CallSite[]): CallSite | undefined {
+  for (const frame of frames) {
+    let file = frame.getFileName() ?? undefined;
+    if (!file || frame.isNative()) continue;
+    if (file.startsWith('file://')) file = fileURLToPath(file);
+    if (!isApplicationFile(file)) continue;
+    const line = frame.getLineNumber() ?? 0;
+    const column = frame.getColumnNumber() ?? 0;
+    const fn = frame.getFunctionName() ?? frame.getMethodName() ?? undefined;
+    return internSite(file, line, column, fn ?? undefined);
+  }
+  return undefined;
+}
+
+const MAX_INTERNED = 50_000;
+const interned = new Map<string, CallSite>();
+
+/** One CallSite object per generated position, mapped through the file's source map when it has one. */
+export function internSite(file: string, line: number, column: number, fn?: string): CallSite {
+  const key = `${file}:${line}:${column}`;
+  let site = interned.get(key);
+  if (site === undefined) {
+    const original = originalPosition(file, line, column);
+    site = makeSite(original?.file ?? file, original?.line ?? line, original?.column ?? column, fn);
+    if (interned.size < MAX_INTERNED) interned.set(key, site);
+  }
+  return site;
+}
+
+function makeSite(file: string, line: number, column: number, fn: string | undefined): CallSite {
+  const codeAttributes: Attributes = { [ATTR.CODE_FILE_PATH]: file, [ATTR.CODE_LINE_NUMBER]: line, [ATTR.CODE_COLUMN_NUMBER]: column };
+  const constructionAttributes: Attributes = { [ATTR.CONSTRUCTION_FILE]: file, [ATTR.CONSTRUCTION_LINE]: line, [ATTR.CONSTRUCTION_COLUMN]: column };
+  if (fn) {
+    codeAttributes[ATTR.CODE_FUNCTION_NAME] = fn;
+    constructionAttributes[ATTR.CONSTRUCTION_FUNCTION] = fn;
+  }
+  return Object.freeze({ file, line, column, function: fn, codeAttributes, constructionAttributes });
+}
+
+interface SourceMapper {
+  map(line: number, column: number): { file: string; line: number; column: number } | undefined;
+}
+
+const sourceMappers = new Map<string, SourceMapper | null>();
+
+function originalPosition(file: string, line: number, column: number): { file: string; line: number; column: number } | undefined {
+  let mapper = sourceMappers.get(file);
+  if (mapper === undefined) {
+    mapper = guarded('source map loading', () => loadSourceMapper(file)) ?? null;
+    sourceMappers.set(file, mapper);
+  }
+  return mapper?.map(line, column);
+}
+
+/** Node's own cache (with --enable-source-maps or a loader such as tsx), else the file's sourceMappingURL. */
+function loadSourceMapper(file: string): SourceMapper | null {
+  const nodeMap = findSourceMap(file);
+  if (nodeMap) {
+    return {
+      map(line, column) {
+        const entry = nodeMap.findEntry(line - 1, column - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number };
+        if (!entry || entry.originalSource === undefined || entry.originalLine === undefined) return undefined;
+        const source = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : path.resolve(path.dirname(file), entry.originalSource);
+        return { file: source, line: entry.originalLine + 1, column: (entry.originalColumn ?? 0) + 1 };
+      },
+    };
+  }
+  const raw = readSourceMap(file);
+  if (!raw) return null;
+  const consumer = new SourceMapConsumer(raw.map);
+  return {
+    map(line, column) {
+      const pos = consumer.originalPositionFor({ line, column: column - 1 });
+      if (!pos.source || pos.line == null) return undefined;
+      const source = pos.source.startsWith('file://') ? fileURLToPath(pos.source) : path.resolve(raw.dir, raw.map.sourceRoot ?? '', pos.source);
+      return { file: source, line: pos.line, column: (pos.column ?? 0) + 1 };
+    },
+  };
+}
+
+function readSourceMap(file: string): { map: RawSourceMap; dir: string } | undefined {
+  const code = fs.readFileSync(file, 'utf8');
+  const match = /\/\/[#@] sourceMappingURL=(\S+)\s*$/.exec(code.slice(-4096));
+  if (!match) return undefined;
+  const url = match[1];
+  const inline = /^data:application\/json[^,]*base64,(.*)$/.exec(url);
+  if (inline) return { map: JSON.parse(Buffer.from(inline[1], 'base64').toString('utf8')), dir: path.dirname(file) };
+  const mapFile = path.resolve(path.dirname(file), decodeURIComponent(url));
+  return { map: JSON.parse(fs.readFileSync(mapFile, 'utf8')), dir: path.dirname(mapFile) };
+}

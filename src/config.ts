@@ -1,0 +1,125 @@
+import { DatabaseAlias, parseDatabaseAliases } from './database';
+import { HAZARD_CODES, HazardCode } from './hazards/types';
+
+/** When querytrail pays for a stack capture (docs/configuration.md). */
+export type CapturePolicy = 'auto' | 'all' | 'off';
+export type ConsoleMode = 'warnings' | 'spans' | 'off';
+
+export interface QuerytrailConfig {
+  enabled: boolean;
+  databases: DatabaseAlias[];
+  capture: CapturePolicy;
+  /** Hazard codes that make the query reject with QueryTrailHazardError instead of running. */
+  strict: ReadonlySet<HazardCode>;
+  exportFile?: string;
+  console: ConsoleMode;
+  /** Opt-in: record parameter values as db.query.parameter.<index>. */
+  recordParameters: boolean;
+  /** Opt-in: a span for every new pg connection. */
+  connectSpans: boolean;
+  /** Console warnings per minute, all sites together; the rest are counted and summarised. */
+  warningsPerMinute: number;
+}
+
+export const DEFAULT_CONFIG: QuerytrailConfig = Object.freeze({
+  enabled: true,
+  databases: [],
+  capture: 'auto',
+  strict: new Set<HazardCode>(),
+  exportFile: undefined,
+  console: 'warnings',
+  recordParameters: false,
+  connectSpans: false,
+  warningsPerMinute: 20,
+});
+
+type Env = Record<string, string | undefined>;
+
+const TRUE = ['1', 'true', 'yes', 'on'];
+const FALSE = ['0', 'false', 'no', 'off'];
+
+function oneOf<T extends string>(name: string, raw: string, accepted: readonly T[]): T {
+  const value = raw.trim().toLowerCase();
+  if ((accepted as readonly string[]).includes(value)) return value as T;
+  throw new Error(`${name}="${raw}" is not valid; accepted: ${accepted.join(', ')}`);
+}
+
+function bool(name: string, raw: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (TRUE.includes(value)) return true;
+  if (FALSE.includes(value)) return false;
+  throw new Error(`${name}="${raw}" is not valid; accepted: true, false (or 1, 0)`);
+}
+
+function strictCodes(name: string, raw: string): Set<HazardCode> {
+  const value = raw.trim().toLowerCase();
+  if (TRUE.includes(value)) return new Set(HAZARD_CODES);
+  if (FALSE.includes(value) || value === '') return new Set();
+  const codes = value.split(',').map((c) => c.trim()).filter(Boolean);
+  const unknown = codes.filter((c) => !(HAZARD_CODES as readonly string[]).includes(c));
+  if (unknown.length) throw new Error(`${name}="${raw}" names unknown hazard ${unknown.join(', ')}; accepted: 1, 0 or a comma-separated list of ${HAZARD_CODES.join(', ')}`);
+  return new Set(codes as HazardCode[]);
+}
+
+function positiveInt(name: string, raw: string): number {
+  const n = Number(raw);
+  if (Number.isInteger(n) && n > 0) return n;
+  throw new Error(`${name}="${raw}" is not valid; accepted: a whole number above 0`);
+}
+
+/** Each setting: its variable, how to parse it, and where it lands in the config. */
+const SETTINGS: { [K in keyof QuerytrailConfig]?: { env: string; parse: (name: string, raw: string) => QuerytrailConfig[K] } } = {
+  enabled: { env: 'QUERYTRAIL_ENABLED', parse: bool },
+  databases: {
+    env: 'QUERYTRAIL_DATABASES',
+    parse: (name, raw) => {
+      try {
+        return parseDatabaseAliases(raw);
+      } catch (err) {
+        throw new Error(`${name}: ${(err as Error).message}; expected alias=postgres://host:port/database?role=primary|replica, comma-separated`);
+      }
+    },
+  },
+  capture: { env: 'QUERYTRAIL_CAPTURE', parse: (n, r) => oneOf(n, r, ['auto', 'all', 'off'] as const) },
+  strict: { env: 'QUERYTRAIL_STRICT', parse: strictCodes },
+  exportFile: { env: 'QUERYTRAIL_EXPORT_FILE', parse: (_n, r) => r.trim() || undefined },
+  console: { env: 'QUERYTRAIL_CONSOLE', parse: (n, r) => oneOf(n, r, ['warnings', 'spans', 'off'] as const) },
+  recordParameters: { env: 'QUERYTRAIL_RECORD_PARAMETERS', parse: bool },
+  connectSpans: { env: 'QUERYTRAIL_CONNECT_SPANS', parse: bool },
+  warningsPerMinute: { env: 'QUERYTRAIL_WARNINGS_PER_MINUTE', parse: positiveInt },
+};
+
+/** The environment variable of every setting, for docs and tests. */
+export const CONFIG_ENV_VARS = Object.values(SETTINGS).map((s) => s!.env);
+
+/**
+ * Reads the config from the environment. A bad value never throws: it is reported through `problem`
+ * as one line naming the variable and the accepted values, and the default is kept.
+ */
+export function configFromEnv(env: Env, problem: (line: string) => void): QuerytrailConfig {
+  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  for (const [key, setting] of Object.entries(SETTINGS)) {
+    const raw = env[setting!.env];
+    if (raw === undefined || raw.trim() === '') continue;
+    try {
+      config[key] = setting!.parse(setting!.env, raw);
+    } catch (err) {
+      problem(`querytrail: ${(err as Error).message}; using the default`);
+    }
+  }
+  return config as unknown as QuerytrailConfig;
+}
+
+/** Programmatic options: any subset of the config; `strict` may be a boolean or a list of codes. */
+export type QuerytrailOptions = Partial<Omit<QuerytrailConfig, 'strict'>> & { strict?: boolean | HazardCode[] };
+
+export function resolveConfig(base: QuerytrailConfig, options: QuerytrailOptions = {}): QuerytrailConfig {
+  const { strict, ...rest } = options;
+  const config: QuerytrailConfig = { ...base, ...stripUndefined(rest) };
+  if (strict !== undefined) config.strict = new Set(strict === true ? HAZARD_CODES : strict === false ? [] : strict);
+  return config;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

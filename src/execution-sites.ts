@@ -1,0 +1,65 @@
+import { CallSite, SiteRef, StackCapture } from './callsite';
+import type { CapturePolicy } from './config';
+
+/** A statement shape confirmed at one site this many times is then only re-checked every SAMPLE_EVERY runs. */
+const CONFIRMATIONS = 3;
+const SAMPLE_EVERY = 64;
+const MAX_SHAPES = 10_000;
+
+interface ShapeSites {
+  site: CallSite | undefined;
+  confirmed: number;
+  sinceCheck: number;
+  /** Seen at more than one site, or a hazard fired without one: always capture. */
+  alwaysCapture: boolean;
+}
+
+/**
+ * Where a raw driver call was made, at the least cost. A stack capture costs about half of what the
+ * whole OTel pg instrumentation adds per query, and raw calls repeat the same statement from the same
+ * place, so under the `auto` policy each statement shape is captured until it has been seen at one site
+ * three times, then re-checked on every 64th run; a shape seen at two sites is captured every time.
+ */
+export class ExecutionSites {
+  private readonly shapes = new Map<string, ShapeSites>();
+
+  constructor(private readonly policy: CapturePolicy) {}
+
+  /** Called synchronously in the application's call into the driver; `below` is the driver entry point. */
+  siteFor(shape: string, below: Function): SiteRef | undefined {
+    if (this.policy === 'off') return undefined;
+    if (this.policy === 'all') return new StackCapture(below);
+    const known = this.shapes.get(shape);
+    if (known !== undefined && !known.alwaysCapture && known.confirmed >= CONFIRMATIONS && ++known.sinceCheck < SAMPLE_EVERY) {
+      return known.site;
+    }
+    return new StackCapture(below);
+  }
+
+  /** Feeds back a capture once resolved (at span end), so the next runs can skip capturing. */
+  learn(shape: string, ref: SiteRef | undefined, site: CallSite | undefined): void {
+    if (this.policy !== 'auto' || !(ref instanceof StackCapture)) return;
+    let known = this.shapes.get(shape);
+    if (known === undefined) {
+      if (this.shapes.size >= MAX_SHAPES) return;
+      this.shapes.set(shape, (known = { site, confirmed: 1, sinceCheck: 0, alwaysCapture: false }));
+    } else if (known.site === site) {
+      known.confirmed++;
+    } else {
+      known.alwaysCapture = true;
+    }
+    known.sinceCheck = 0;
+  }
+
+  /** A hazard fired where no site was known: make sure the next run of this shape carries one. */
+  captureNextTime(shape: string): void {
+    if (this.policy === 'off') return;
+    const known = this.shapes.get(shape);
+    if (known) known.alwaysCapture = true;
+    else if (this.shapes.size < MAX_SHAPES) this.shapes.set(shape, { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: true });
+  }
+
+  canCapture(): boolean {
+    return this.policy !== 'off';
+  }
+}

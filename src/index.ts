@@ -1,0 +1,27 @@
+/** querytrail's programmatic API: for apps that run their own NodeSDK instead of `--require querytrail/agent`. */
+import { ConsoleWarnings } from '../exporters/console';
+import type { QuerytrailOptions } from './config';
+import { configureQuerytrail as configureRuntime, Runtime } from './runtime';
+
+export { PgInstrumentation } from '../instrumentations/pg/instrumentation';
+export type { PgInstrumentationConfig } from '../instrumentations/pg/types';
+export { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';
+export { JsonLinesSpanProcessor } from '../exporters/jsonl';
+export { ConsoleSpanProcessor, ConsoleWarnings } from '../exporters/console';
+export { QueryTrailHazardError } from './report';
+export { runInJob, currentScope } from './scope';
+export type { Phase, Scope } from './scope';
+export type { Hazard, HazardCode, HazardSeverity } from './hazards/types';
+export { HAZARD_CODES } from './hazards/types';
+export type { QuerytrailConfig, QuerytrailOptions, CapturePolicy } from './config';
+export { ATTR } from './attributes';
+export { VERSION } from './version';
+
+/**
+ * Configures querytrail (options over QUERYTRAIL_* variables) before you create its instrumentations.
+ * Readable hazard warnings go to stderr unless `console: 'off'`.
+ */
+export function configureQuerytrail(options: QuerytrailOptions = {}): Runtime {
+  const runtime = configureRuntime(options, new ConsoleWarnings());
+  return runtime.config.console === 'off' ? configureRuntime(options) : runtime;
+}

@@ -1,0 +1,75 @@
+import { context, Context, createContextKey } from '@opentelemetry/api';
+
+export type Phase = 'init' | 'request' | 'job';
+
+/** The parts of an HTTP request querytrail reads; express adds `route` and `baseUrl` as it routes. */
+export interface RequestLike {
+  method?: string;
+  url?: string;
+  baseUrl?: string;
+  route?: { path?: unknown };
+}
+
+export interface RequestScope {
+  readonly kind: 'request';
+  readonly id: number;
+  readonly startedAt: number;
+  readonly request: RequestLike;
+}
+
+export interface JobScope {
+  readonly kind: 'job';
+  readonly id: number;
+  readonly startedAt: number;
+  readonly name: string;
+}
+
+export type Scope = RequestScope | JobScope;
+
+// The scope lives in the OpenTelemetry context (itself one AsyncLocalStorage): a second ALS would make
+// every await in the app pay twice (research/PERFORMANCE.md).
+const SCOPE_KEY = createContextKey('querytrail.scope');
+let nextScopeId = 1;
+
+export function currentScope(ctx: Context = context.active()): Scope | undefined {
+  return ctx.getValue(SCOPE_KEY) as Scope | undefined;
+}
+
+/** Outside any request or job — module load, startup, timers nobody scoped — the phase is `init`. */
+export function phaseOf(scope: Scope | undefined): Phase {
+  return scope === undefined ? 'init' : scope.kind;
+}
+
+export function requestScope(request: RequestLike): RequestScope {
+  return { kind: 'request', id: nextScopeId++, startedAt: Date.now(), request };
+}
+
+export function withScope<T>(scope: Scope, fn: () => T, ctx: Context = context.active()): T {
+  return context.with(ctx.setValue(SCOPE_KEY, scope), fn);
+}
+
+/**
+ * Marks background work (a queue consumer, a cron tick) so its queries are attributed to the job
+ * rather than to `init`. Returns what `fn` returns.
+ */
+export function runInJob<T>(name: string, fn: () => T): T {
+  return withScope({ kind: 'job', id: nextScopeId++, startedAt: Date.now(), name }, fn);
+}
+
+/**
+ * The route template of a request (`GET /patients/:id`) when a router (express) has matched one,
+ * read at the moment of the query because routing happens after the request starts.
+ */
+export function routeOf(scope: Scope | undefined): string | undefined {
+  if (scope?.kind !== 'request') return undefined;
+  const { method, baseUrl, route } = scope.request;
+  if (route === undefined || typeof route.path !== 'string') return undefined;
+  return `${method ?? 'GET'} ${baseUrl ?? ''}${route.path}`;
+}
+
+/** For messages: the route, or the request line without its query string. */
+export function describeScope(scope: Scope | undefined): string {
+  if (scope === undefined) return 'init';
+  if (scope.kind === 'job') return `job "${scope.name}"`;
+  return `request ${routeOf(scope) ?? `${scope.request.method ?? ''} ${(scope.request.url ?? '').split('?')[0]}`.trim()}`;
+}

@@ -1,0 +1,66 @@
+import { context, Context, createContextKey } from '@opentelemetry/api';
+import { SiteRef } from './callsite';
+import type { DatabaseRef } from './database';
+import { currentScope, Phase, phaseOf } from './scope';
+
+/**
+ * The provenance record of a query object: where it was built, in which phase/scope, what it was bound
+ * to, which object it was derived from, and which query objects it embeds. ORM instrumentations create
+ * trails as query objects are built; the driver instrumentation reads the one being executed.
+ */
+export interface Trail {
+  readonly library: string;
+  readonly site: SiteRef | undefined;
+  readonly phase: Phase;
+  /** Request or job id; undefined at init. */
+  readonly scopeId: number | undefined;
+  readonly createdAt: number;
+  readonly binding: DatabaseRef | undefined;
+  /** The object this one was derived from (a clone, a chained builder). */
+  readonly parent: Trail | undefined;
+  /** Query objects compiled into this one (sub-queries, raw fragments), recorded when compiled. */
+  parts: Trail[] | undefined;
+}
+
+export interface TrailInit {
+  library: string;
+  site: SiteRef | undefined;
+  binding?: DatabaseRef;
+  parent?: Trail;
+}
+
+export function createTrail(init: TrailInit, ctx: Context = context.active()): Trail {
+  const scope = currentScope(ctx);
+  return {
+    library: init.library,
+    site: init.site,
+    phase: phaseOf(scope),
+    scopeId: scope?.id,
+    createdAt: Date.now(),
+    binding: init.binding ?? init.parent?.binding,
+    parent: init.parent,
+    parts: undefined,
+  };
+}
+
+/** The first object of the derivation chain: a request-time clone of an init-time base leads back to it. */
+export function lineageRoot(trail: Trail): Trail {
+  let root = trail;
+  while (root.parent !== undefined) root = root.parent;
+  return root;
+}
+
+export function addPart(trail: Trail, part: Trail): void {
+  (trail.parts ??= []).push(part);
+}
+
+const EXECUTION_KEY = createContextKey('querytrail.execution');
+
+/** The ORM layer marks which query object is running; the driver layer, which knows the connection, reads it. */
+export function withExecutionOf<T>(trail: Trail, fn: () => T): T {
+  return context.with(context.active().setValue(EXECUTION_KEY, trail), fn);
+}
+
+export function executingTrail(ctx: Context = context.active()): Trail | undefined {
+  return ctx.getValue(EXECUTION_KEY) as Trail | undefined;
+}
