@@ -1,0 +1,179 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AGENT_ESM, FIXTURES, hazardsOf, runFixture, topology, urlParts } from '../support/run-fixture';
+
+const pair = () => ({ QT_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
+
+describe('pg: where each query ran, by the server’s own word', () => {
+  it('says primary on the primary and replica on the standby, and flags the write sent to the standby', async () => {
+    const run = await runFixture('pg-roles.js', { env: pair() });
+    expect(run.code).toBe(0);
+    const seen = JSON.parse(run.stdout);
+    expect(seen.primary.in_recovery).toBe(false);
+    expect(seen.standby.in_recovery).toBe(true);
+    const serverPorts = { primary: seen.primary.port, standby: seen.standby.port };
+    expect(seen.insert).toEqual({ name: 'error', code: '25006' });
+
+    const byPort = (port: number) => run.spans.filter((s) => s.attributes['querytrail.ran.port'] === port);
+    expect(byPort(serverPorts.primary).length).toBe(2);
+    expect(byPort(serverPorts.standby).length).toBe(3);
+    for (const span of byPort(serverPorts.primary)) expect(span.attributes['querytrail.ran.role']).toBe('primary');
+    for (const span of byPort(serverPorts.standby)) expect(span.attributes['querytrail.ran.role']).toBe('replica');
+
+    const insert = run.spans.find((s) => s.attributes['db.operation.name'] === 'INSERT')!;
+    expect(insert.attributes['error.type']).toBe('25006');
+    expect(insert.attributes['db.response.status_code']).toBe('25006');
+    expect(insert.status.code).toBe('ERROR');
+    expect(hazardsOf(insert)).toEqual(['write_on_replica']);
+    const event = insert.events[0].attributes;
+    expect(event['querytrail.hazard.severity']).toBe('error');
+    expect(event['querytrail.hazard.message']).toMatch(/INSERT items at .*pg-roles\.js:15:\d+ was sent to .*a replica \(in_hot_standby=on\)/);
+    expect(event['querytrail.hazard.line']).toBe(15);
+    // the readable warning names the line and shows it
+    expect(run.stderr).toMatch(/querytrail error: write_on_replica/);
+    expect(run.stderr).toMatch(/> +15 \| +await standby\.query/);
+    // no other span carries a hazard
+    expect(run.spans.filter((s) => s !== insert && hazardsOf(s).length)).toEqual([]);
+  });
+
+  it('in strict mode, rejects the write before it reaches the standby', async () => {
+    const run = await runFixture('pg-roles.js', { env: { ...pair(), QUERYTRAIL_STRICT: 'write_on_replica' } });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout).insert).toEqual({ name: 'QueryTrailHazardError', code: 'write_on_replica' });
+    const insert = run.spans.find((s) => s.attributes['db.operation.name'] === 'INSERT')!;
+    expect(insert.attributes['error.type']).toBe('QueryTrailHazardError');
+    expect(hazardsOf(insert)).toEqual(['write_on_replica']);
+  });
+
+  it('flags a database declared primary that answers as a replica (bound_ran_mismatch)', async () => {
+    const standby = new URL(topology().pair.standby);
+    const primary = new URL(topology().pair.primary);
+    const databases = `main=postgres://127.0.0.1:${primary.port}/qt_app?role=primary,reports=postgres://127.0.0.1:${standby.port}/qt_app?role=primary`;
+    const run = await runFixture('pg-roles.js', { env: { ...pair(), QUERYTRAIL_DATABASES: databases } });
+    expect(run.code).toBe(0);
+    const onStandby = run.spans.filter((s) => s.attributes['querytrail.ran.port'] === Number(standby.port));
+    expect(onStandby.length).toBe(3);
+    for (const span of onStandby) {
+      expect(span.attributes['querytrail.ran.alias']).toBe('reports');
+      expect(span.attributes['querytrail.bound.role']).toBe('primary');
+      expect(hazardsOf(span)).toContain('bound_ran_mismatch');
+    }
+    const onPrimary = run.spans.filter((s) => s.attributes['querytrail.ran.port'] === Number(primary.port));
+    for (const span of onPrimary) {
+      expect(span.attributes['querytrail.ran.alias']).toBe('main');
+      expect(hazardsOf(span)).toEqual([]);
+    }
+    const mismatch = onStandby[0].events.find((e) => e.attributes['querytrail.hazard.code'] === 'bound_ran_mismatch')!;
+    expect(mismatch.attributes['querytrail.hazard.message']).toMatch(/ran on reports, declared primary in QUERYTRAIL_DATABASES, but the server says it is a replica/);
+    // one readable warning per site: the standby ran queries from lines 10, 12 and 15
+    expect(run.stderr.match(/warning: bound_ran_mismatch/g)?.length).toBe(3);
+  });
+});
+
+describe('pg: every API, one span each, and the app sees exactly what it sees without the agent', () => {
+  it('keeps results and errors identical', async () => {
+    const env = { QT_PRIMARY: topology().primary };
+    const [bare, traced] = await Promise.all([runFixture('pg-api.js', { env, nodeArgs: [] }), runFixture('pg-api.js', { env })]);
+    expect(bare.code).toBe(0);
+    expect(traced.code).toBe(0);
+    expect(traced.stdout).toBe(bare.stdout);
+    expect(bare.spans).toEqual([]);
+    const labels = JSON.parse(traced.stdout).map((r: { label: string }) => r.label);
+    expect(labels).toEqual(['promise', 'pool callback', 'client callback', 'prepared 1', 'prepared 2', 'query object', 'cursor', 'stream', 'promise error', 'callback error', 'submittable error', 'thrown']);
+  });
+
+  it('records one CLIENT span per query with the contract attributes', async () => {
+    const run = await runFixture('pg-api.js', { env: { QT_PRIMARY: topology().primary } });
+    const { port, database } = urlParts(topology().primary);
+    // 11 queries (the thrown call never became one); the role probe is not a span
+    expect(run.spans.map((s) => s.attributes['db.query.text'])).toEqual([
+      'SELECT name FROM items WHERE id <= $1 ORDER BY id',
+      'SELECT count(*)::int AS n FROM items',
+      'SELECT $1::text AS echo',
+      'SELECT name FROM items WHERE id = $1',
+      'SELECT name FROM items WHERE id = $1',
+      'SELECT id FROM items ORDER BY id',
+      'SELECT id FROM items ORDER BY id',
+      'SELECT name FROM items ORDER BY id',
+      'SELECT * FROM no_such_table',
+      'SELEC ?',
+      'SELECT ?/?',
+    ]);
+    for (const span of run.spans) {
+      expect(span.kind).toBe('CLIENT');
+      expect(span.attributes).toMatchObject({
+        'db.system.name': 'postgresql',
+        'db.namespace': database,
+        'server.port': port,
+        'querytrail.library': 'pg',
+        'querytrail.ran.role': 'primary',
+        'querytrail.ran.port': port,
+        'querytrail.bound.port': port,
+        'querytrail.execution.phase': 'init',
+        'querytrail.construction.phase': 'init',
+        'querytrail.construction.age_ms': 0,
+        'code.file.path': path.join(FIXTURES, 'pg-api.js'),
+      });
+      expect(span.attributes['querytrail.construction.line']).toBe(span.attributes['code.line.number']);
+    }
+    const lines = run.spans.map((s) => s.attributes['code.line.number']);
+    expect(lines).toEqual([14, 16, 19, 21, 21, 24, 31, 38, 42, 46, 48]);
+    expect(run.spans[0].name).toBe('SELECT items');
+    expect(run.spans[8].attributes['error.type']).toBe('42P01');
+    expect(run.spans[9].attributes['error.type']).toBe('42601');
+    expect(run.spans[10].attributes['error.type']).toBe('22012');
+    // the cursor's span lasts until it is closed, after two reads
+    expect(run.spans[6].status.code).toBe('UNSET');
+    // parameter values are not recorded unless asked
+    expect(Object.keys(run.spans[0].attributes).some((k) => k.startsWith('db.query.parameter'))).toBe(false);
+  });
+
+  it('records parameter values only when QUERYTRAIL_RECORD_PARAMETERS=true', async () => {
+    const run = await runFixture('pg-api.js', { env: { QT_PRIMARY: topology().primary, QUERYTRAIL_RECORD_PARAMETERS: 'true' } });
+    expect(run.spans[0].attributes['db.query.parameter.0']).toBe('2');
+  });
+});
+
+describe('agent entry', () => {
+  it('starts once when loaded twice', async () => {
+    const run = await runFixture('agent-twice.js', { env: { QT_PRIMARY: topology().primary } });
+    expect(run.code).toBe(0);
+    expect(run.spans.length).toBe(1);
+  });
+
+  it('is switched off by QUERYTRAIL_ENABLED=false', async () => {
+    const run = await runFixture('agent-twice.js', { env: { QT_PRIMARY: topology().primary, QUERYTRAIL_ENABLED: 'false' } });
+    expect(run.code).toBe(0);
+    expect(run.spans).toEqual([]);
+  });
+
+  it('reports a bad setting in one line and keeps the default', async () => {
+    const run = await runFixture('agent-twice.js', { env: { QT_PRIMARY: topology().primary, QUERYTRAIL_CAPTURE: 'sometimes', QUERYTRAIL_DATABASES: 'main' } });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('querytrail: QUERYTRAIL_CAPTURE="sometimes" is not valid; accepted: auto, all, off; using the default\n');
+    expect(run.stderr).toMatch(/querytrail: QUERYTRAIL_DATABASES: "main" is not alias=url; expected alias=postgres:\/\/host:port\/database\?role=primary\|replica, comma-separated; using the default\n/);
+    expect(run.spans.length).toBe(1);
+    expect(run.spans[0].attributes['code.line.number']).toBe(6);
+  });
+
+  it('instruments an ESM app started with --import querytrail/agent', async () => {
+    const run = await runFixture('esm-app.mjs', { env: { QT_PRIMARY: topology().primary }, nodeArgs: ['--import', AGENT_ESM] });
+    expect(run.code).toBe(0);
+    expect(run.spans.length).toBe(1);
+    expect(run.spans[0].attributes['code.file.path']).toBe(path.join(FIXTURES, 'esm-app.mjs'));
+    expect(run.spans[0].attributes['code.line.number']).toBe(5);
+  });
+
+  it('names the TypeScript source of a compiled app through its source map', async () => {
+    const ts = await import('typescript');
+    const source = path.join(FIXTURES, 'ts-app', 'app.ts');
+    const outDir = path.join(FIXTURES, '.build', 'ts-app');
+    fs.mkdirSync(outDir, { recursive: true });
+    const program = ts.createProgram([source], { outDir, sourceMap: true, module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, skipLibCheck: true });
+    program.emit();
+    const run = await runFixture(path.join('.build', 'ts-app', 'app.js'), { env: { QT_PRIMARY: topology().primary } });
+    expect(run.code).toBe(0);
+    expect(run.spans.length).toBe(1);
+    expect(run.spans[0].attributes).toMatchObject({ 'code.file.path': source, 'code.line.number': 7, 'code.function.name': 'loadItems', 'querytrail.construction.file': source });
+  });
+});

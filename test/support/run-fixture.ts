@@ -1,0 +1,100 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const AGENT = path.join(ROOT, 'dist', 'src', 'agent.js');
+export const AGENT_ESM = path.join(ROOT, 'dist', 'src', 'agent.mjs');
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+
+export interface Topology {
+  primary: string;
+  primarySource: string;
+  pair: { primary: string; standby: string };
+}
+
+export function topology(): Topology {
+  const raw = process.env.QT_TEST_TOPOLOGY;
+  if (!raw) throw new Error('QT_TEST_TOPOLOGY is not set: run through jest (test/support/global-setup.mjs)');
+  return JSON.parse(raw);
+}
+
+export interface ExportedSpan {
+  name: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  kind: string;
+  durationMs: number;
+  status: { code: string; message?: string };
+  attributes: Record<string, unknown>;
+  events: { name: string; attributes: Record<string, unknown> }[];
+}
+
+export interface FixtureRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  spans: ExportedSpan[];
+}
+
+export interface FixtureOptions {
+  env?: Record<string, string | undefined>;
+  /** Node flags before the fixture; default: --require the built agent. */
+  nodeArgs?: string[];
+  args?: string[];
+  /** Called with the child once it printed `ready` on stdout. */
+  onReady?: (child: import('node:child_process').ChildProcess) => void;
+  timeoutMs?: number;
+}
+
+/** Runs a fixture as users run their app, with the agent preloaded, and reads the exported spans. */
+export function runFixture(fixture: string, options: FixtureOptions = {}): Promise<FixtureRun> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qt-run-'));
+  const exportFile = path.join(dir, 'spans.jsonl');
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    OTEL_TRACES_EXPORTER: 'none',
+    OTEL_METRICS_EXPORTER: 'none',
+    QUERYTRAIL_EXPORT_FILE: exportFile,
+    ...options.env,
+  };
+  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? ['--require', AGENT]), path.join(FIXTURES, fixture), ...(options.args ?? [])], { env: env as NodeJS.ProcessEnv, cwd: ROOT });
+  let stdout = '';
+  let stderr = '';
+  let readySeen = false;
+  child.stdout.on('data', (d) => {
+    stdout += d;
+    if (!readySeen && options.onReady && /^ready$/m.test(stdout)) {
+      readySeen = true;
+      options.onReady(child);
+    }
+  });
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`fixture ${fixture} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const spans = fs.existsSync(exportFile)
+        ? fs.readFileSync(exportFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportedSpan)
+        : [];
+      fs.rmSync(dir, { recursive: true, force: true });
+      resolve({ code, signal, stdout, stderr, spans });
+    });
+  });
+}
+
+export function hazardsOf(span: ExportedSpan): string[] {
+  return span.events.filter((e) => e.name === 'querytrail.hazard').map((e) => String(e.attributes['querytrail.hazard.code']));
+}
+
+export function urlParts(url: string): { port: number; database: string } {
+  const u = new URL(url);
+  return { port: Number(u.port || 5432), database: u.pathname.slice(1) };
+}

