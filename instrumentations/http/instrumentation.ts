@@ -1,3 +1,4 @@
+import { diag } from '@opentelemetry/api';
 import { InstrumentationBase, InstrumentationNodeModuleDefinition, InstrumentationConfig, isWrapped } from '@opentelemetry/instrumentation';
 import { guarded } from '../../src/guard';
 import { RequestLike, requestScope, withScope } from '../../src/scope';
@@ -8,12 +9,19 @@ interface ServerModule {
   Server: { prototype: { emit: Emit } };
 }
 
+const SCOPING = Symbol('querytrail.http.scoping');
+
 /**
  * Marks every incoming HTTP request as a querytrail `request` scope, with or without
- * @opentelemetry/instrumentation-http. It records no span of its own. Registered before the OTel HTTP
- * instrumentation, its wrapper runs inside that one's, so the scope sits in the request span's context.
+ * @opentelemetry/instrumentation-http, and records no span of its own.
+ *
+ * The OTel HTTP instrumentation starts each request from a fresh context (the propagated one), so our
+ * wrapper must run inside its wrapper. It also unwraps any shimmer-wrapped `emit` before wrapping, so
+ * ours is installed without shimmer's markers: the OTel one then wraps it instead of removing it.
  */
 export class HttpScopeInstrumentation extends InstrumentationBase<InstrumentationConfig> {
+  private scoping = false;
+
   constructor(config: InstrumentationConfig = {}) {
     super('querytrail-http-scope', VERSION, config);
   }
@@ -25,24 +33,39 @@ export class HttpScopeInstrumentation extends InstrumentationBase<Instrumentatio
           name,
           ['*'],
           (moduleExports: ServerModule) => {
+            this.scoping = true;
             const proto = moduleExports.Server.prototype;
-            if (isWrapped(proto.emit)) this._unwrap(proto, 'emit');
-            this._wrap(proto, 'emit', (original: Emit) => scopeRequests(original));
+            if (hasOurWrapper(proto.emit)) return moduleExports;
+            if (isWrapped(proto.emit)) {
+              diag.warn('querytrail: http.Server emit was wrapped before querytrail; create HttpScopeInstrumentation before HttpInstrumentation so queries know their request');
+            }
+            proto.emit = this.scopeRequests(proto.emit);
             return moduleExports;
           },
-          (moduleExports: ServerModule | undefined) => {
-            if (moduleExports) this._unwrap(moduleExports.Server.prototype, 'emit');
+          () => {
+            // Another wrapper may sit on top of ours, so ours is not removed, only made a pass-through.
+            this.scoping = false;
           },
         ),
     );
   }
+
+  private scopeRequests(original: Emit): Emit {
+    const instrumentation = this;
+    const emit = function (this: unknown, event: string | symbol, ...args: unknown[]) {
+      if (event !== 'request' || !instrumentation.scoping) return original.call(this, event, ...args);
+      const scope = guarded('http request scope', () => requestScope(args[0] as RequestLike));
+      if (scope === undefined) return original.call(this, event, ...args);
+      return withScope(scope, () => original.call(this, event, ...args));
+    };
+    Object.defineProperty(emit, SCOPING, { value: true });
+    return emit;
+  }
 }
 
-function scopeRequests(original: Emit): Emit {
-  return function emit(this: unknown, event: string | symbol, ...args: unknown[]) {
-    if (event !== 'request') return original.call(this, event, ...args);
-    const scope = guarded('http request scope', () => requestScope(args[0] as RequestLike));
-    if (scope === undefined) return original.call(this, event, ...args);
-    return withScope(scope, () => original.call(this, event, ...args));
-  };
+function hasOurWrapper(emit: Emit): boolean {
+  for (let fn: unknown = emit; typeof fn === 'function'; fn = (fn as { __original?: unknown }).__original) {
+    if ((fn as unknown as Record<symbol, unknown>)[SCOPING]) return true;
+  }
+  return false;
 }

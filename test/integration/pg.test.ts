@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as ts from 'typescript';
 import { AGENT_ESM, FIXTURES, hazardsOf, runFixture, topology, urlParts } from '../support/run-fixture';
 
 const pair = () => ({ QT_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
@@ -165,7 +166,6 @@ describe('agent entry', () => {
   });
 
   it('names the TypeScript source of a compiled app through its source map', async () => {
-    const ts = await import('typescript');
     const source = path.join(FIXTURES, 'ts-app', 'app.ts');
     const outDir = path.join(FIXTURES, '.build', 'ts-app');
     fs.mkdirSync(outDir, { recursive: true });

