@@ -72,7 +72,13 @@ function structuredFrames(holder: { stack?: unknown }): NodeJS.CallSite[] {
   }
 }
 
-const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+/** querytrail's root: two levels up from dist/src when compiled, one from src under ts-jest. */
+function packageRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+const PACKAGE_ROOT = packageRoot();
 /** querytrail's own code, compiled or (under ts-jest) as source; examples and tests are application code. */
 const OWN_DIRS = ['dist', 'src', 'instrumentations', 'exporters'].map((d) => path.join(PACKAGE_ROOT, d) + path.sep);
 const NODE_MODULES = `${path.sep}node_modules${path.sep}`;

@@ -23,7 +23,7 @@ export function lexSql(sql: string, dialect: SqlDialect): LexedStatement {
   const n = sql.length;
   let pendingSpace = false;
   const emit = (s: string) => {
-    if (pendingSpace && out.length > 0) out.push(' ');
+    if (pendingSpace && out.length > 0 && s !== ',' && s !== ')' && s !== ';') out.push(' ');
     pendingSpace = false;
     out.push(s);
   };

@@ -1,0 +1,86 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { internSite, isApplicationFile, resolveSite, StackCapture } from '../../src/callsite';
+import { ExecutionSites } from '../../src/execution-sites';
+
+function captureHere(): StackCapture {
+  return new StackCapture(captureHere);
+}
+
+describe('call sites', () => {
+  // Line numbers here are ts-jest's transpiled ones; the integration tests check exact lines.
+  it('resolves a capture to the first application frame, lazily, once', () => {
+    const capture = captureHere();
+    const site = capture.resolve()!;
+    expect(site.file).toBe(__filename);
+    expect(capture.resolve()).toBe(site);
+    expect(site.codeAttributes).toMatchObject({ 'code.file.path': __filename, 'code.line.number': site.line });
+    expect(site.constructionAttributes).toMatchObject({ 'querytrail.construction.file': __filename, 'querytrail.construction.line': site.line });
+  });
+
+  it('interns sites: the same position is the same object', () => {
+    expect(internSite('/app/a.js', 3, 7, 'f')).toBe(internSite('/app/a.js', 3, 7, 'f'));
+    expect(resolveSite(internSite('/app/a.js', 3, 7))).toBe(internSite('/app/a.js', 3, 7));
+  });
+
+  it('skips node internals, dependencies and querytrail itself', () => {
+    expect(isApplicationFile('node:internal/process/task_queues')).toBe(false);
+    expect(isApplicationFile('/srv/app/node_modules/pg/lib/client.js')).toBe(false);
+    expect(isApplicationFile(path.resolve(__dirname, '../../dist/src/agent.js'))).toBe(false);
+    expect(isApplicationFile(path.resolve(__dirname, '../../src/callsite.ts'))).toBe(false);
+    expect(isApplicationFile(path.resolve(__dirname, '../../examples/demo/app.js'))).toBe(true);
+    expect(isApplicationFile('/srv/app/server.js')).toBe(true);
+  });
+
+  it('maps a compiled file through its inline source map', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qt-map-'));
+    const file = path.join(dir, 'out.js');
+    // out.js line 1 col 1 comes from src/app.ts line 10 col 5
+    const map = { version: 3, sources: ['src/app.ts'], names: [], mappings: 'AASI' };
+    fs.writeFileSync(file, `run();\n//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(map)).toString('base64')}\n`);
+    const site = internSite(file, 1, 1, 'run');
+    expect(site).toMatchObject({ file: path.join(dir, 'src', 'app.ts'), line: 10, column: 5, function: 'run' });
+    fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('ExecutionSites: the auto capture policy', () => {
+  const site = internSite('/app/a.js', 1, 1);
+  const other = internSite('/app/b.js', 2, 2);
+  const capture = () => new StackCapture(capture);
+
+  it('captures until a shape was confirmed at one site, then re-checks every 64th run', () => {
+    const sites = new ExecutionSites('auto');
+    for (let i = 0; i < 3; i++) {
+      const ref = sites.siteFor('SELECT ?', captureHere);
+      expect(ref).toBeInstanceOf(StackCapture);
+      sites.learn('SELECT ?', ref, site);
+    }
+    const refs = Array.from({ length: 64 }, () => sites.siteFor('SELECT ?', captureHere));
+    expect(refs.slice(0, 63).every((r) => r === site)).toBe(true);
+    expect(refs[63]).toBeInstanceOf(StackCapture);
+  });
+
+  it('always captures a shape seen at two sites', () => {
+    const sites = new ExecutionSites('auto');
+    sites.learn('SELECT ?', capture(), site);
+    sites.learn('SELECT ?', capture(), other);
+    for (let i = 0; i < 100; i++) expect(sites.siteFor('SELECT ?', captureHere)).toBeInstanceOf(StackCapture);
+  });
+
+  it('captures next time after a hazard fired without a site', () => {
+    const sites = new ExecutionSites('auto');
+    for (let i = 0; i < 3; i++) sites.learn('X', capture(), site);
+    expect(sites.siteFor('X', captureHere)).toBe(site);
+    sites.captureNextTime('X');
+    expect(sites.siteFor('X', captureHere)).toBeInstanceOf(StackCapture);
+  });
+
+  it('off never captures; all always does', () => {
+    expect(new ExecutionSites('off').siteFor('X', captureHere)).toBeUndefined();
+    const all = new ExecutionSites('all');
+    for (let i = 0; i < 5; i++) all.learn('X', capture(), site);
+    expect(all.siteFor('X', captureHere)).toBeInstanceOf(StackCapture);
+  });
+});

@@ -1,0 +1,67 @@
+import { analyzeKeywords, analyzeStatement, loadPostgresParser } from '../../src/statement';
+import { lexSql } from '../../src/sql-lexer';
+
+const keywords = (sql: string) => {
+  const lexed = lexSql(sql, 'mysql');
+  return analyzeKeywords(lexed.sanitized, lexed.words);
+};
+
+describe('statement analysis with the PostgreSQL parser', () => {
+  beforeAll(() => loadPostgresParser());
+
+  it.each([
+    ['SELECT name FROM items WHERE id = $1', 'SELECT', 'items', false, 'SELECT items'],
+    ['SELECT * FROM public.items i JOIN tags t ON t.id = i.tag', 'SELECT', 'public.items', false, 'SELECT public.items'],
+    ['INSERT INTO items (name) VALUES ($1)', 'INSERT', 'items', true, 'INSERT items'],
+    ['UPDATE items SET name = $1', 'UPDATE', 'items', true, 'UPDATE items'],
+    ['DELETE FROM items', 'DELETE', 'items', true, 'DELETE items'],
+    ['SELECT * FROM items FOR UPDATE', 'SELECT', 'items', true, 'SELECT items'],
+    ['WITH gone AS (DELETE FROM items RETURNING id) SELECT count(*) FROM gone', 'DELETE', 'gone', true, 'DELETE gone'],
+    ["SELECT nextval('items_id_seq')", 'SELECT', undefined, true, 'SELECT'],
+    ['SELECT * INTO copy FROM items', 'SELECT', 'items', true, 'SELECT items'],
+    ['CREATE TABLE x (id int)', 'CREATE', 'x', true, 'CREATE x'],
+    ['BEGIN', 'BEGIN', undefined, false, 'BEGIN'],
+    ['SET search_path = app', 'SET', undefined, false, 'SET'],
+    ['SHOW server_version', 'SHOW', undefined, false, 'SHOW'],
+    ['SELECT pg_is_in_recovery()', 'SELECT', undefined, false, 'SELECT'],
+  ])('%s', (sql, operation, collection, isWrite, summary) => {
+    const info = analyzeStatement(sql, 'postgresql');
+    expect(info).toMatchObject({ operation, collection, isWrite, summary });
+  });
+
+  it('shares one analysis (and fingerprint) between texts differing only in literals', () => {
+    const a = analyzeStatement('SELECT * FROM items WHERE id = 1', 'postgresql');
+    const b = analyzeStatement('SELECT * FROM items WHERE id = 2', 'postgresql');
+    expect(b).toBe(a);
+    expect(a.text).toBe('SELECT * FROM items WHERE id = ?');
+    expect(a.fingerprint).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it('fingerprints IN lists of any length alike (libpg-query)', () => {
+    const a = analyzeStatement('SELECT * FROM items WHERE id IN (1, 2)', 'postgresql');
+    const b = analyzeStatement('SELECT * FROM items WHERE id IN (1, 2, 3)', 'postgresql');
+    expect(a.fingerprint).toBe(b.fingerprint);
+  });
+
+  it('falls back to keywords for text the parser rejects, and exports only sanitized text', () => {
+    const info = analyzeStatement("SELEC 'secret' FROM items", 'postgresql');
+    expect(info.text).toBe('SELEC ? FROM items');
+    expect(info.attributes['db.query.text']).toBe('SELEC ? FROM items');
+  });
+});
+
+describe('keyword analysis (MySQL, and PostgreSQL before the parser loads)', () => {
+  it.each([
+    ['SELECT * FROM `items` WHERE id = 1', 'SELECT', 'items', false],
+    ['select * from items lock in share mode', 'SELECT', 'items', true],
+    ['SELECT * FROM items FOR UPDATE', 'SELECT', 'items', true],
+    ['INSERT INTO items VALUES (1)', 'INSERT', 'items', true],
+    ['REPLACE INTO items VALUES (1)', 'REPLACE', 'items', true],
+    ['UPDATE items SET a = 1', 'UPDATE', 'items', true],
+    ['WITH x AS (SELECT 1) SELECT * FROM x', 'SELECT', 'x', false],
+    ['SHOW TABLES', 'SHOW', undefined, false],
+    ['ALTER TABLE items ADD c int', 'ALTER', 'items', true],
+  ])('%s', (sql, operation, collection, isWrite) => {
+    expect(keywords(sql)).toMatchObject({ operation, collection, isWrite });
+  });
+});
