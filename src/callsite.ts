@@ -17,6 +17,8 @@ export interface CallSite {
   readonly codeAttributes: Attributes;
   /** `querytrail.construction.*` attributes, precomputed. */
   readonly constructionAttributes: Attributes;
+  /** Both, for raw driver calls, where the query is built where it runs. */
+  readonly rawCallAttributes: Attributes;
 }
 
 export function formatSite(site: CallSite | undefined): string {
@@ -125,7 +127,8 @@ function makeSite(file: string, line: number, column: number, fn: string | undef
     codeAttributes[ATTR.CODE_FUNCTION_NAME] = fn;
     constructionAttributes[ATTR.CONSTRUCTION_FUNCTION] = fn;
   }
-  return Object.freeze({ file, line, column, function: fn, codeAttributes, constructionAttributes });
+  const rawCallAttributes = { ...codeAttributes, ...constructionAttributes };
+  return Object.freeze({ file, line, column, function: fn, codeAttributes, constructionAttributes, rawCallAttributes });
 }
 
 interface SourceMapper {

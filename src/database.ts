@@ -57,9 +57,20 @@ export class ServerFacts {
     this.roleEvidence = evidence;
   }
 
+  /** Shared by every connection to the same database in the same role, so callers can memoize on it. */
   get ranAttributes(): Attributes {
-    return (this.attributes ??= ranAttributes(this.ref, this.roleValue));
+    return (this.attributes ??= internedRanAttributes(this.ref, this.roleValue));
   }
+}
+
+const ranAttributesByRef = new WeakMap<DatabaseRef, Map<DbRole | undefined, Attributes>>();
+
+function internedRanAttributes(ref: DatabaseRef, role: DbRole | undefined): Attributes {
+  let byRole = ranAttributesByRef.get(ref);
+  if (byRole === undefined) ranAttributesByRef.set(ref, (byRole = new Map()));
+  let attributes = byRole.get(role);
+  if (attributes === undefined) byRole.set(role, (attributes = Object.freeze(ranAttributes(ref, role))));
+  return attributes;
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);

@@ -30,8 +30,9 @@ export class ExecutionSites {
     if (this.policy === 'off') return undefined;
     if (this.policy === 'all') return new StackCapture(below);
     const known = this.shapes.get(shape);
-    if (known !== undefined && !known.alwaysCapture && known.confirmed >= CONFIRMATIONS && ++known.sinceCheck < SAMPLE_EVERY) {
-      return known.site;
+    if (known !== undefined && !known.alwaysCapture && known.confirmed >= CONFIRMATIONS) {
+      if (++known.sinceCheck < SAMPLE_EVERY) return known.site;
+      known.sinceCheck = 0; // reset now: concurrent runs must not all sample before this one is learned
     }
     return new StackCapture(below);
   }
@@ -48,7 +49,6 @@ export class ExecutionSites {
     } else {
       known.alwaysCapture = true;
     }
-    known.sinceCheck = 0;
   }
 
   /** A hazard fired where no site was known: make sure the next run of this shape carries one. */

@@ -22,6 +22,20 @@ export interface QueryStart {
   parameters?: readonly unknown[];
 }
 
+interface AttributeMemo {
+  ran: Attributes;
+  bound: DatabaseRef;
+  library: string;
+  phase: Phase;
+  constructionPhase: Phase;
+  /** The semantic-convention attributes samplers may read, given at span creation. */
+  creation: Attributes;
+  /** querytrail's provenance attributes, added only to spans that are recording. */
+  provenance: Attributes;
+  /** The duration histogram's attributes for a successful run. */
+  metric: Attributes;
+}
+
 /** One query in flight. */
 export interface TrackedQuery {
   readonly span: Span;
@@ -29,6 +43,7 @@ export interface TrackedQuery {
   readonly trail: Trail | undefined;
   readonly phase: Phase;
   readonly scope: Scope | undefined;
+  readonly memo: AttributeMemo;
   readonly startedAt: number;
   /** The server's role was unknown at start (pre-14 PostgreSQL, probe pending): hazards are judged at finish. */
   hazardsPending: boolean;
@@ -43,6 +58,8 @@ export interface TrackedQuery {
 export class QueryTracker {
   private histogram: Histogram | undefined;
   private readonly reporter: HazardReporter;
+  /** One entry per statement shape: the last combination it ran with (see spanAttributes). */
+  private readonly attributeMemo = new WeakMap<StatementInfo, AttributeMemo>();
 
   constructor(
     private readonly tracer: () => Tracer,
@@ -67,37 +84,59 @@ export class QueryTracker {
     const scope = currentScope(ctx);
     const trail = executingTrail(ctx);
     const phase = phaseOf(scope);
-    const ran = start.server.ref;
-    const bound = trail?.binding ?? ran;
-    const now = Date.now();
-    const attributes: Attributes = {
-      ...ran.serverAttributes,
-      ...start.statement.attributes,
-      ...start.server.ranAttributes,
-      ...bound.boundAttributes,
-      [ATTR.LIBRARY]: trail?.library ?? start.library,
-      [ATTR.EXECUTION_PHASE]: phase,
-      [ATTR.CONSTRUCTION_PHASE]: trail?.phase ?? phase,
-      [ATTR.CONSTRUCTION_AGE_MS]: trail ? now - trail.createdAt : 0,
-    };
-    const route = routeOf(scope);
-    if (route !== undefined) attributes[ATTR.ROUTE] = route;
-    if (this.runtime.config.recordParameters && start.parameters) {
-      start.parameters.forEach((value, i) => (attributes[`db.query.parameter.${i}`] = String(value)));
+    const memo = this.memoFor(start, trail, phase);
+    // The SDK validates every attribute given at creation twice; provenance is added once, and only
+    // to spans that are recorded.
+    const span = this.tracer().startSpan(start.statement.summary, { kind: SpanKind.CLIENT, attributes: memo.creation }, ctx);
+    if (span.isRecording()) {
+      span.setAttributes(memo.provenance);
+      if (trail !== undefined) span.setAttribute(ATTR.CONSTRUCTION_AGE_MS, Date.now() - trail.createdAt);
+      const route = routeOf(scope);
+      if (route !== undefined) span.setAttribute(ATTR.ROUTE, route);
+      if (this.runtime.config.recordParameters && start.parameters) {
+        start.parameters.forEach((value, i) => span.setAttribute(`db.query.parameter.${i}`, String(value)));
+      }
     }
-    const span = this.tracer().startSpan(start.statement.summary, { kind: SpanKind.CLIENT, attributes }, ctx);
-    const query: TrackedQuery = { span, start, trail, phase, scope, startedAt: performance.now(), hazardsPending: start.server.role === undefined, finished: false };
+    const query: TrackedQuery = { span, start, trail, phase, scope, memo, startedAt: performance.now(), hazardsPending: start.server.role === undefined, finished: false };
     if (query.hazardsPending) return { query };
     const hazards = this.judge(query);
     if (hazards.length === 0) return { query };
     return { query, rejection: this.strictError(hazards) };
   }
 
+  /**
+   * The attributes every run of a statement shares while it runs on the same database, in the same
+   * role, bound to the same database, from the same library and phase: built once, not per query.
+   */
+  private memoFor(start: QueryStart, trail: Trail | undefined, phase: Phase): AttributeMemo {
+    const ran = start.server.ranAttributes;
+    const bound = trail?.binding ?? start.server.ref;
+    const library = trail?.library ?? start.library;
+    const constructionPhase = trail?.phase ?? phase;
+    const memo = this.attributeMemo.get(start.statement);
+    if (memo !== undefined && memo.ran === ran && memo.bound === bound && memo.library === library && memo.phase === phase && memo.constructionPhase === constructionPhase) {
+      return memo;
+    }
+    const creation: Attributes = Object.assign({}, start.server.ref.serverAttributes, start.statement.attributes);
+    const provenance: Attributes = Object.assign({}, ran, bound.boundAttributes);
+    provenance[ATTR.LIBRARY] = library;
+    provenance[ATTR.EXECUTION_PHASE] = phase;
+    provenance[ATTR.CONSTRUCTION_PHASE] = constructionPhase;
+    if (trail === undefined) provenance[ATTR.CONSTRUCTION_AGE_MS] = 0;
+    const metric: Attributes = Object.assign({}, start.server.ref.serverAttributes);
+    metric[ATTR.CONSTRUCTION_PHASE] = constructionPhase;
+    if (start.statement.operation) metric[ATTR.DB_OPERATION_NAME] = start.statement.operation;
+    if (start.server.role) metric[ATTR.RAN_ROLE] = start.server.role;
+    const entry: AttributeMemo = { ran, bound, library, phase, constructionPhase, creation, provenance, metric };
+    this.attributeMemo.set(start.statement, entry);
+    return entry;
+  }
+
   /** Ends the span. `errorType` is the driver's classification of `error` (SQLSTATE for pg). */
   finish(query: TrackedQuery, error?: unknown, errorType?: string): void {
     if (query.finished) return;
     query.finished = true;
-    const { span, start, trail } = query;
+    const { span, start } = query;
     guarded('query finish', () => {
       if (query.hazardsPending && start.server.role !== undefined) this.judge(query);
       let type: string | undefined;
@@ -108,13 +147,7 @@ export class QueryTracker {
         span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
       }
       if (span.isRecording()) this.recordSites(query);
-      const metric: Attributes = {
-        ...start.server.ref.serverAttributes,
-        [ATTR.CONSTRUCTION_PHASE]: trail?.phase ?? query.phase,
-      };
-      if (start.statement.operation) metric[ATTR.DB_OPERATION_NAME] = start.statement.operation;
-      if (start.server.role) metric[ATTR.RAN_ROLE] = start.server.role;
-      if (type !== undefined) metric[ATTR.ERROR_TYPE] = type;
+      const metric = type === undefined ? query.memo.metric : { ...query.memo.metric, [ATTR.ERROR_TYPE]: type };
       this.histogram?.record((performance.now() - query.startedAt) / 1000, metric);
     });
     span.end();
@@ -130,8 +163,12 @@ export class QueryTracker {
     const { span, start, trail } = query;
     const site = resolveSite(start.site);
     this.runtime.sites.learn(start.statement.text, start.site, site);
+    if (trail === undefined) {
+      if (site) span.setAttributes(site.rawCallAttributes);
+      return;
+    }
     if (site) span.setAttributes(site.codeAttributes);
-    const construction = trail ? resolveSite(trail.site) : site;
+    const construction = resolveSite(trail.site);
     if (construction) span.setAttributes(construction.constructionAttributes);
   }
 

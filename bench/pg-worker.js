@@ -1,0 +1,64 @@
+// One benchmark variant in its own process (patches are process-wide): the same SDK setup for every
+// variant — spans to a dropping exporter through a BatchSpanProcessor, metrics aggregated, a parent span
+// active — and a pg.Pool of 4 against the server in QT_BENCH_URL.
+const { variant, workloads, queries, warmup } = JSON.parse(process.argv[2]);
+const api = require('@opentelemetry/api');
+const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+const { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } = require('@opentelemetry/sdk-metrics');
+const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+const { registerInstrumentations } = require('@opentelemetry/instrumentation');
+
+const drop = { export: (_items, done) => done({ code: 0 }), shutdown: async () => {}, forceFlush: async () => {} };
+const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(drop)] });
+api.trace.setGlobalTracerProvider(tracerProvider);
+api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+const metricExporter = { ...drop, selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE };
+const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: 3_600_000 })] });
+api.metrics.setGlobalMeterProvider(meterProvider);
+
+if (variant.startsWith('querytrail')) {
+  const { configureQuerytrail, PgInstrumentation } = require('../dist/src/index.js');
+  configureQuerytrail({ console: 'off', capture: variant === 'querytrail (capture all)' ? 'all' : 'auto' });
+  registerInstrumentations({ instrumentations: [new PgInstrumentation()] });
+} else if (variant === 'instrumentation-pg') {
+  const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg');
+  registerInstrumentations({ instrumentations: [new PgInstrumentation()] });
+}
+
+const pg = require('pg');
+const pool = new pg.Pool({ connectionString: process.env.QT_BENCH_URL, max: 4 });
+const tracer = api.trace.getTracer('bench');
+
+const WORKLOADS = {
+  'SELECT 1': () => pool.query('SELECT 1'),
+  'PK lookup': (i) => pool.query('SELECT id, name FROM items WHERE id = $1', [(i % 3) + 1]),
+};
+
+async function drive(run, count, concurrency) {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await run(next++);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+async function main() {
+  const results = {};
+  await tracer.startActiveSpan('bench-parent', async (parent) => {
+    for (const { name, concurrency } of workloads) {
+      const run = WORKLOADS[name];
+      await drive(run, warmup, concurrency);
+      const cpu0 = process.cpuUsage();
+      const t0 = process.hrtime.bigint();
+      await drive(run, queries, concurrency);
+      const wallUs = Number(process.hrtime.bigint() - t0) / 1e3 / queries;
+      const cpu = process.cpuUsage(cpu0);
+      results[`${name}, concurrency ${concurrency}`] = { wallUs, cpuUs: (cpu.user + cpu.system) / queries };
+    }
+    parent.end();
+  });
+  await pool.end();
+  process.stdout.write(JSON.stringify(results));
+  process.exit(0);
+}
+main();
