@@ -4,7 +4,8 @@ const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 
 const ROUNDS = Number(process.env.QT_BENCH_ROUNDS ?? 5);
-const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 4000);
+const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 10000);
+const WARMUP = Number(process.env.QT_BENCH_WARMUP ?? 3000);
 const VARIANTS = ['bare pg', 'querytrail', 'instrumentation-pg', 'querytrail (capture all)'];
 const WORKLOADS = [
   { name: 'SELECT 1', concurrency: 1 },
@@ -32,7 +33,7 @@ async function main() {
   const samples = {};
   for (let round = 1; round <= ROUNDS; round++) {
     for (const variant of shuffle(VARIANTS)) {
-      const out = execFileSync(process.execPath, [path.join(__dirname, 'pg-worker.js'), JSON.stringify({ variant, workloads: WORKLOADS, queries: QUERIES, warmup: 500 })], {
+      const out = execFileSync(process.execPath, [path.join(__dirname, 'pg-worker.js'), JSON.stringify({ variant, workloads: WORKLOADS, queries: QUERIES, warmup: WARMUP })], {
         env: { ...process.env, QT_BENCH_URL: url },
       });
       for (const [workload, r] of Object.entries(JSON.parse(out))) {

@@ -8,12 +8,12 @@ import { detectResources, envDetector, hostDetector, processDetector } from '@op
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { ConsoleSpanProcessor, ConsoleWarnings } from '../exporters/console';
+import { ConsoleSpanProcessor } from '../exporters/console';
 import { JsonLinesSpanProcessor } from '../exporters/jsonl';
 import { metricReadersFromEnv, spanProcessorsFromEnv } from '../exporters/otel';
 import { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';
 import { PgInstrumentation } from '../instrumentations/pg/instrumentation';
-import { configureQuerytrail } from './runtime';
+import { configureQuerytrail } from './index';
 
 const STARTED = Symbol.for('querytrail.agent.started');
 const problem = (line: string) => process.stderr.write(`${line}\n`);
@@ -24,7 +24,7 @@ interface Agent {
 
 function start(): Agent | undefined {
   const env = process.env;
-  const runtime = configureQuerytrail({}, new ConsoleWarnings());
+  const runtime = configureQuerytrail();
   if (!runtime.config.enabled) return undefined;
   if (env.OTEL_LOG_LEVEL) diag.setLogger(new DiagConsoleLogger(), DiagLogLevel[env.OTEL_LOG_LEVEL.toUpperCase() as keyof typeof DiagLogLevel] ?? DiagLogLevel.INFO);
 

@@ -58,8 +58,4 @@ export class ExecutionSites {
     if (known) known.alwaysCapture = true;
     else if (this.shapes.size < MAX_SHAPES) this.shapes.set(shape, { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: true });
   }
-
-  canCapture(): boolean {
-    return this.policy !== 'off';
-  }
 }

@@ -1,7 +1,7 @@
 /** querytrail's programmatic API: for apps that run their own NodeSDK instead of `--require querytrail/agent`. */
 import { ConsoleWarnings } from '../exporters/console';
 import type { QuerytrailOptions } from './config';
-import { configureQuerytrail as configureRuntime, Runtime } from './runtime';
+import { configureRuntime, Runtime } from './runtime';
 
 export { PgInstrumentation } from '../instrumentations/pg/instrumentation';
 export type { PgInstrumentationConfig } from '../instrumentations/pg/types';
@@ -22,6 +22,5 @@ export { VERSION } from './version';
  * Readable hazard warnings go to stderr unless `console: 'off'`.
  */
 export function configureQuerytrail(options: QuerytrailOptions = {}): Runtime {
-  const runtime = configureRuntime(options, new ConsoleWarnings());
-  return runtime.config.console === 'off' ? configureRuntime(options) : runtime;
+  return configureRuntime(options, (config) => (config.console === 'off' ? undefined : new ConsoleWarnings()));
 }

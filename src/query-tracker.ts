@@ -2,7 +2,7 @@ import { Attributes, context, Histogram, Meter, Span, SpanKind, SpanStatusCode, 
 import { ATTR, DURATION_BUCKETS, DURATION_HISTOGRAM } from './attributes';
 import { resolveSite, SiteRef } from './callsite';
 import type { DatabaseRef, ServerFacts } from './database';
-import { guarded } from './guard';
+import { internalErrorOccurred } from './guard';
 import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
 import { HazardContext, HazardReporter, QueryTrailHazardError } from './report';
 import type { Runtime } from './runtime';
@@ -137,8 +137,14 @@ export class QueryTracker {
     if (query.finished) return;
     query.finished = true;
     const { span, start } = query;
-    guarded('query finish', () => {
-      if (query.hazardsPending && start.server.role !== undefined) this.judge(query);
+    // try/catch rather than guarded(): no closure allocated per query on the hot path
+    try {
+      // The role arrived after the query started (first query on a connection to a pre-14 server).
+      const lateRole = query.hazardsPending ? start.server.role : undefined;
+      if (lateRole !== undefined) {
+        span.setAttribute(ATTR.RAN_ROLE, lateRole);
+        this.judge(query);
+      }
       let type: string | undefined;
       if (error !== undefined) {
         type = errorType ?? (error instanceof Error ? error.name : 'Error');
@@ -147,9 +153,16 @@ export class QueryTracker {
         span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
       }
       if (span.isRecording()) this.recordSites(query);
-      const metric = type === undefined ? query.memo.metric : { ...query.memo.metric, [ATTR.ERROR_TYPE]: type };
+      let metric = query.memo.metric;
+      if (type !== undefined || lateRole !== undefined) {
+        metric = { ...metric };
+        if (type !== undefined) metric[ATTR.ERROR_TYPE] = type;
+        if (lateRole !== undefined) metric[ATTR.RAN_ROLE] = lateRole;
+      }
       this.histogram?.record((performance.now() - query.startedAt) / 1000, metric);
-    });
+    } catch (err) {
+      internalErrorOccurred('query finish', err);
+    }
     span.end();
   }
 
@@ -190,8 +203,12 @@ export class QueryTracker {
     };
     const hazards: Hazard[] = [];
     for (const rule of this.rules) {
-      const hazard = guarded('hazard rule', () => rule(trail, execution));
-      if (hazard) hazards.push(hazard);
+      try {
+        const hazard = rule(trail, execution);
+        if (hazard) hazards.push(hazard);
+      } catch (err) {
+        internalErrorOccurred('hazard rule', err);
+      }
     }
     if (hazards.length) {
       const context = (): HazardContext => ({

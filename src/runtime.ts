@@ -18,18 +18,19 @@ let current: Runtime | undefined;
  * Sets the shared state. The agent calls it once; programmatic users may call it before creating the
  * instrumentations (otherwise the config comes from the environment on first use).
  */
-export function configureQuerytrail(options: QuerytrailOptions = {}, warningSink?: WarningSink): Runtime {
+export function configureRuntime(options: QuerytrailOptions = {}, warningSink?: (config: QuerytrailConfig) => WarningSink | undefined): Runtime {
   const config = resolveConfig(configFromEnv(process.env, (line) => process.stderr.write(`${line}\n`)), options);
+  const sink = warningSink?.(config);
   current = {
     config,
     databases: new DatabaseRegistry(config.databases),
     sites: new ExecutionSites(config.capture),
-    warnings: warningSink ? new WarningLog(warningSink, config.warningsPerMinute) : undefined,
+    warnings: sink ? new WarningLog(sink, config.warningsPerMinute) : undefined,
   };
   void loadPostgresParser();
   return current;
 }
 
 export function getRuntime(): Runtime {
-  return current ?? configureQuerytrail();
+  return current ?? configureRuntime();
 }

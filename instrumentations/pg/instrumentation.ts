@@ -1,7 +1,7 @@
 import { context, createContextKey, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InstrumentationBase, InstrumentationNodeModuleDefinition, isWrapped } from '@opentelemetry/instrumentation';
 import type { SiteRef } from '../../src/callsite';
-import { guarded } from '../../src/guard';
+import { guarded, internalErrorOccurred } from '../../src/guard';
 import { QueryTracker, TrackedQuery } from '../../src/query-tracker';
 import { getRuntime } from '../../src/runtime';
 import { analyzeStatement, StatementInfo } from '../../src/statement';
@@ -55,8 +55,10 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
           const proto = pg.Client.prototype;
           if (isWrapped(proto.query)) this._unwrap(proto, 'query');
           if (isWrapped(proto.connect)) this._unwrap(proto, 'connect');
+          // The role probe must use pg's own query: it is querytrail's, not the app's, and gets no span.
+          const unpatchedQuery = proto.query as QueryFn;
           this._wrap(proto, 'query', (original) => this.patchClientQuery(original as QueryFn));
-          this._wrap(proto, 'connect', (original) => this.patchClientConnect(original as ConnectFn, proto.query as QueryFn));
+          this._wrap(proto, 'connect', (original) => this.patchClientConnect(original as ConnectFn, unpatchedQuery));
           return pg;
         },
         (pg: { Client: { prototype: object } } | undefined) => {
@@ -100,12 +102,16 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
   /** pool.query hops through pool.connect's callback: take the site now, while the app is on the stack. */
   private patchPoolQuery(original: QueryFn): QueryFn {
     return function poolQuery(this: unknown, config: unknown, ...rest: unknown[]) {
-      const pending = guarded('pg pool.query', () => {
+      let pending: PoolQuery | undefined;
+      try {
         const text = textOf(config);
-        if (text === undefined) return undefined;
-        const statement = analyzeStatement(text, 'postgresql');
-        return { text, statement, site: getRuntime().sites.siteFor(statement.text, poolQuery) } satisfies PoolQuery;
-      });
+        if (text !== undefined) {
+          const statement = analyzeStatement(text, 'postgresql');
+          pending = { text, statement, site: getRuntime().sites.siteFor(statement.text, poolQuery) };
+        }
+      } catch (err) {
+        internalErrorOccurred('pg pool.query', err);
+      }
       if (pending === undefined) return original.call(this, config, ...rest);
       return context.with(context.active().setValue(POOL_QUERY, pending), () => original.call(this, config, ...rest));
     };
@@ -115,7 +121,12 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
     const instrumentation = this;
     return function clientQuery(this: PgClient, config: unknown, values?: unknown, callback?: unknown) {
       const args = arguments;
-      const started = guarded('pg client.query', () => instrumentation.startQuery(this, config, values, clientQuery));
+      let started: ReturnType<PgInstrumentation['startQuery']>;
+      try {
+        started = instrumentation.startQuery(this, config, values, clientQuery);
+      } catch (err) {
+        internalErrorOccurred('pg client.query', err);
+      }
       if (started === undefined) return original.apply(this, args as never);
       const { query, rejection } = started;
       const tracker = instrumentation.getTracker();

@@ -37,3 +37,14 @@ describe('request, job and init scopes', () => {
     expect(inRoute[0].parentSpanId).toBeUndefined();
   });
 });
+
+describe('programmatic use with the app’s own SDK', () => {
+  it('records request-scoped query spans under the request span', async () => {
+    const run = await runFixture('programmatic.js', { env: { QT_PRIMARY: topology().primary }, nodeArgs: [] });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(run.spans.length).toBe(1);
+    expect(run.spans[0].attributes['querytrail.execution.phase']).toBe('request');
+    expect(run.spans[0].parentSpanId).toBeDefined();
+  });
+});

@@ -54,6 +54,19 @@ describe('standard exporters', () => {
     }
   });
 
+  it('flushes on a normal exit', async () => {
+    const receiver = new OtlpReceiver();
+    const endpoint = await receiver.start();
+    try {
+      const run = await runFixture('pg-roles.js', { env: { ...pair(), OTEL_TRACES_EXPORTER: 'otlp', OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } });
+      expect(run.code).toBe(0);
+      expect(receiver.spans().filter((s) => s.scope === 'querytrail-pg').length).toBe(5);
+      expect(receiver.metricPoints('querytrail.hazards').length).toBe(1);
+    } finally {
+      await receiver.stop();
+    }
+  });
+
   it('serves a Prometheus scrape endpoint with OTEL_METRICS_EXPORTER=prometheus', async () => {
     const port = 19464 + Math.floor(Math.random() * 500);
     let metrics = '';

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ts from 'typescript';
-import { AGENT_ESM, FIXTURES, hazardsOf, runFixture, topology, urlParts } from '../support/run-fixture';
+import { FIXTURES, hazardsOf, runFixture, topology, urlParts } from '../support/run-fixture';
+import { StripParameterProxy } from '../support/strip-parameter-proxy';
 
 const pair = () => ({ QT_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
 
@@ -71,6 +72,31 @@ describe('pg: where each query ran, by the server’s own word', () => {
   });
 });
 
+describe('pg: servers that do not report in_hot_standby (PostgreSQL < 14, some proxies)', () => {
+  it('asks pg_is_in_recovery() once per connection, and still flags the write', async () => {
+    const standby = new URL(topology().pair.standby);
+    const proxy = new StripParameterProxy({ host: '127.0.0.1', port: Number(standby.port) }, 'in_hot_standby');
+    const proxyPort = await proxy.start();
+    try {
+      standby.port = String(proxyPort);
+      const run = await runFixture('pg-roles.js', { env: { ...pair(), QT_STANDBY: standby.href } });
+      expect(run.code).toBe(0);
+      const seen = JSON.parse(run.stdout);
+      expect(seen.standby.in_recovery).toBe(true);
+      const viaProxy = run.spans.filter((s) => s.attributes['querytrail.ran.port'] === proxyPort);
+      // the probe is not a span of its own: exactly the app's three queries
+      expect(viaProxy.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'SELECT', 'INSERT']);
+      for (const span of viaProxy) expect(span.attributes['querytrail.ran.role']).toBe('replica');
+      const insert = viaProxy[2];
+      expect(insert.attributes['error.type']).toBe('25006');
+      expect(hazardsOf(insert)).toEqual(['write_on_replica']);
+      expect(insert.events[0].attributes['querytrail.hazard.message']).toContain('a replica (pg_is_in_recovery()=true)');
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
 describe('pg: every API, one span each, and the app sees exactly what it sees without the agent', () => {
   it('keeps results and errors identical', async () => {
     const env = { QT_PRIMARY: topology().primary };
@@ -136,6 +162,13 @@ describe('pg: every API, one span each, and the app sees exactly what it sees wi
 });
 
 describe('agent entry', () => {
+  it('prints no warnings with QUERYTRAIL_CONSOLE=off, and still records the hazard', async () => {
+    const run = await runFixture('pg-roles.js', { env: { ...pair(), QUERYTRAIL_CONSOLE: 'off' } });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(run.spans.flatMap(hazardsOf)).toEqual(['write_on_replica']);
+  });
+
   it('starts once when loaded twice', async () => {
     const run = await runFixture('agent-twice.js', { env: { QT_PRIMARY: topology().primary } });
     expect(run.code).toBe(0);
@@ -158,7 +191,7 @@ describe('agent entry', () => {
   });
 
   it('instruments an ESM app started with --import querytrail/agent', async () => {
-    const run = await runFixture('esm-app.mjs', { env: { QT_PRIMARY: topology().primary }, nodeArgs: ['--import', AGENT_ESM] });
+    const run = await runFixture('esm-app.mjs', { env: { QT_PRIMARY: topology().primary }, nodeArgs: ['--import', 'querytrail/agent'] });
     expect(run.code).toBe(0);
     expect(run.spans.length).toBe(1);
     expect(run.spans[0].attributes['code.file.path']).toBe(path.join(FIXTURES, 'esm-app.mjs'));
