@@ -17,7 +17,7 @@ export interface QueryStart {
   statement: StatementInfo;
   /** The connection that will run it. */
   server: ServerFacts;
-  /** Where the driver was called (see ExecutionSites). */
+  /** Where the driver was called (see SiteCapture). */
   site: SiteRef | undefined;
   parameters?: readonly unknown[];
 }
@@ -90,7 +90,11 @@ export class QueryTracker {
     const span = this.tracer().startSpan(start.statement.summary, { kind: SpanKind.CLIENT, attributes: memo.creation }, ctx);
     if (span.isRecording()) {
       span.setAttributes(memo.provenance);
-      if (trail !== undefined) span.setAttribute(ATTR.CONSTRUCTION_AGE_MS, Date.now() - trail.createdAt);
+      if (trail !== undefined) {
+        span.setAttribute(ATTR.CONSTRUCTION_AGE_MS, Date.now() - trail.createdAt);
+        const namespaces = partNamespaces(trail);
+        if (namespaces.length > 1) span.setAttribute(ATTR.PARTS_NAMESPACES, namespaces);
+      }
       const route = routeOf(scope);
       if (route !== undefined) span.setAttribute(ATTR.ROUTE, route);
       if (this.runtime.config.recordParameters && start.parameters) {
@@ -197,9 +201,11 @@ export class QueryTracker {
       scope,
       executionSite: () => {
         const site = resolveSite(start.site);
-        if (site === undefined) this.runtime.sites.captureNextTime(start.statement.text);
+        if (site === undefined && trail === undefined) this.runtime.sites.captureNextTime(start.statement.text);
         return site;
       },
+      parameters: start.parameters,
+      now: Date.now(),
     };
     const hazards: Hazard[] = [];
     for (const rule of this.rules) {
@@ -220,6 +226,14 @@ export class QueryTracker {
     }
     return hazards;
   }
+}
+
+/** The distinct databases of a query object and its embedded parts. */
+function partNamespaces(trail: Trail): string[] {
+  if (trail.parts === undefined) return [];
+  const namespaces = new Set<string>();
+  for (const t of [trail, ...trail.parts]) if (t.binding?.namespace !== undefined) namespaces.add(t.binding.namespace);
+  return [...namespaces];
 }
 
 function describeDatabase(ref: DatabaseRef, role: string | undefined, how: string): string {

@@ -1,6 +1,6 @@
 import { configFromEnv, QuerytrailConfig, QuerytrailOptions, resolveConfig } from './config';
 import { DatabaseRegistry } from './database';
-import { ExecutionSites } from './execution-sites';
+import { SiteCapture } from './site-capture';
 import { WarningLog, WarningSink } from './report';
 import { loadPostgresParser } from './statement';
 
@@ -8,7 +8,7 @@ import { loadPostgresParser } from './statement';
 export interface Runtime {
   readonly config: QuerytrailConfig;
   readonly databases: DatabaseRegistry;
-  readonly sites: ExecutionSites;
+  readonly sites: SiteCapture;
   readonly warnings: WarningLog | undefined;
 }
 
@@ -24,7 +24,7 @@ export function configureRuntime(options: QuerytrailOptions = {}, warningSink?: 
   current = {
     config,
     databases: new DatabaseRegistry(config.databases),
-    sites: new ExecutionSites(config.capture),
+    sites: new SiteCapture(config.capture),
     warnings: sink ? new WarningLog(sink, config.warningsPerMinute) : undefined,
   };
   void loadPostgresParser();

@@ -20,6 +20,10 @@ export interface Trail {
   readonly parent: Trail | undefined;
   /** Query objects compiled into this one (sub-queries, raw fragments), recorded when compiled. */
   parts: Trail[] | undefined;
+  /** What the library calls this object in messages: `sub-query`, `raw fragment`. */
+  readonly kind?: string;
+  /** The library re-bound this object to another database when it was embedded (knex raws). */
+  rebound?: boolean;
 }
 
 export interface TrailInit {
@@ -27,6 +31,7 @@ export interface TrailInit {
   site: SiteRef | undefined;
   binding?: DatabaseRef;
   parent?: Trail;
+  kind?: string;
 }
 
 export function createTrail(init: TrailInit, ctx: Context = context.active()): Trail {
@@ -40,6 +45,7 @@ export function createTrail(init: TrailInit, ctx: Context = context.active()): T
     binding: init.binding ?? init.parent?.binding,
     parent: init.parent,
     parts: undefined,
+    kind: init.kind,
   };
 }
 

@@ -5,6 +5,7 @@ import { guarded, internalErrorOccurred } from '../../src/guard';
 import { QueryTracker, TrackedQuery } from '../../src/query-tracker';
 import { getRuntime } from '../../src/runtime';
 import { analyzeStatement, StatementInfo } from '../../src/statement';
+import { executingTrail } from '../../src/trail';
 import { VERSION } from '../../src/version';
 import { serverFactsOf, watchServerRole } from './server-role';
 import type { PgCallback, PgClient, PgInstrumentationConfig, PgSubmittable } from './types';
@@ -107,7 +108,7 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
         const text = textOf(config);
         if (text !== undefined) {
           const statement = analyzeStatement(text, 'postgresql');
-          pending = { text, statement, site: getRuntime().sites.siteFor(statement.text, poolQuery) };
+          pending = { text, statement, site: getRuntime().sites.executionSite(statement.text, poolQuery) };
         }
       } catch (err) {
         internalErrorOccurred('pg pool.query', err);
@@ -182,14 +183,17 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
     const text = textOf(config);
     if (text === undefined) return undefined;
     const runtime = getRuntime();
-    const pending = context.active().getValue(POOL_QUERY) as PoolQuery | undefined;
+    const ctx = context.active();
+    const pending = ctx.getValue(POOL_QUERY) as PoolQuery | undefined;
     const fromPool = pending !== undefined && pending.text === text;
     const statement = fromPool ? pending.statement : analyzeStatement(text, 'postgresql');
+    // An ORM runs its queries after its own awaits: no application frame is left to capture.
+    const site = fromPool ? pending.site : executingTrail(ctx) === undefined ? runtime.sites.executionSite(statement.text, below) : undefined;
     return this.getTracker().start({
       library: 'pg',
       statement,
       server: serverFactsOf(client, runtime.databases),
-      site: fromPool ? pending.site : runtime.sites.siteFor(statement.text, below),
+      site,
       parameters: valuesOf(config, values),
     });
   }

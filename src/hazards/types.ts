@@ -43,6 +43,10 @@ export interface QueryExecution {
   scope?: Scope;
   /** Where the query runs; resolving it may capture a stack, so rules read it only once they fire. */
   executionSite(): CallSite | undefined;
+  /** Values sent with the query. Rules may inspect them; nothing may keep or report them. */
+  parameters: readonly unknown[] | undefined;
+  /** Milliseconds since the epoch, when the query is judged. */
+  now: number;
 }
 
 /** A hazard rule: a pure function of the query object's trail and this execution. */

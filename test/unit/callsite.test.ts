@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { internSite, isApplicationFile, resolveSite, StackCapture } from '../../src/callsite';
-import { ExecutionSites } from '../../src/execution-sites';
+import { SiteCapture } from '../../src/site-capture';
 
 function captureHere(): StackCapture {
   return new StackCapture(captureHere);
@@ -45,42 +45,42 @@ describe('call sites', () => {
   });
 });
 
-describe('ExecutionSites: the auto capture policy', () => {
+describe('SiteCapture: the auto capture policy', () => {
   const site = internSite('/app/a.js', 1, 1);
   const other = internSite('/app/b.js', 2, 2);
   const capture = () => new StackCapture(capture);
 
   it('captures until a shape was confirmed at one site, then re-checks every 64th run', () => {
-    const sites = new ExecutionSites('auto');
+    const sites = new SiteCapture('auto');
     for (let i = 0; i < 3; i++) {
-      const ref = sites.siteFor('SELECT ?', captureHere);
+      const ref = sites.executionSite('SELECT ?', captureHere);
       expect(ref).toBeInstanceOf(StackCapture);
       sites.learn('SELECT ?', ref, site);
     }
-    const refs = Array.from({ length: 64 }, () => sites.siteFor('SELECT ?', captureHere));
+    const refs = Array.from({ length: 64 }, () => sites.executionSite('SELECT ?', captureHere));
     expect(refs.slice(0, 63).every((r) => r === site)).toBe(true);
     expect(refs[63]).toBeInstanceOf(StackCapture);
   });
 
   it('always captures a shape seen at two sites', () => {
-    const sites = new ExecutionSites('auto');
+    const sites = new SiteCapture('auto');
     sites.learn('SELECT ?', capture(), site);
     sites.learn('SELECT ?', capture(), other);
-    for (let i = 0; i < 100; i++) expect(sites.siteFor('SELECT ?', captureHere)).toBeInstanceOf(StackCapture);
+    for (let i = 0; i < 100; i++) expect(sites.executionSite('SELECT ?', captureHere)).toBeInstanceOf(StackCapture);
   });
 
   it('captures next time after a hazard fired without a site', () => {
-    const sites = new ExecutionSites('auto');
+    const sites = new SiteCapture('auto');
     for (let i = 0; i < 3; i++) sites.learn('X', capture(), site);
-    expect(sites.siteFor('X', captureHere)).toBe(site);
+    expect(sites.executionSite('X', captureHere)).toBe(site);
     sites.captureNextTime('X');
-    expect(sites.siteFor('X', captureHere)).toBeInstanceOf(StackCapture);
+    expect(sites.executionSite('X', captureHere)).toBeInstanceOf(StackCapture);
   });
 
   it('off never captures; all always does', () => {
-    expect(new ExecutionSites('off').siteFor('X', captureHere)).toBeUndefined();
-    const all = new ExecutionSites('all');
+    expect(new SiteCapture('off').executionSite('X', captureHere)).toBeUndefined();
+    const all = new SiteCapture('all');
     for (let i = 0; i < 5; i++) all.learn('X', capture(), site);
-    expect(all.siteFor('X', captureHere)).toBeInstanceOf(StackCapture);
+    expect(all.executionSite('X', captureHere)).toBeInstanceOf(StackCapture);
   });
 });

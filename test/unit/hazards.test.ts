@@ -3,9 +3,14 @@ import { DatabaseRegistry, parseDatabaseAliases, ServerFacts } from '../../src/d
 import { boundRanMismatch } from '../../src/hazards/bound-ran-mismatch';
 import type { QueryExecution } from '../../src/hazards/types';
 import { writeOnReplica } from '../../src/hazards/write-on-replica';
+import { crossDatabaseQuery } from '../../src/hazards/cross-database-query';
+import { crossRequestReuse } from '../../src/hazards/cross-request-reuse';
+import { frozenParameter } from '../../src/hazards/frozen-parameter';
+import { initQueryInRequest } from '../../src/hazards/init-query-in-request';
+import { requestScope } from '../../src/scope';
 import { analyzeKeywords } from '../../src/statement';
 import { lexSql } from '../../src/sql-lexer';
-import { createTrail } from '../../src/trail';
+import { addPart, createTrail, Trail } from '../../src/trail';
 
 const registry = new DatabaseRegistry(parseDatabaseAliases('main=postgres://db1:5432/app?role=primary,ro=postgres://db2:5432/app?role=replica'));
 const execSite = internSite('/app/routes/items.js', 42, 7, 'createItem');
@@ -15,7 +20,7 @@ function execution(sql: string, host: string, role: 'primary' | 'replica' | unde
   const ref = registry.ref('postgresql', host, 5432, 'app');
   const server = new ServerFacts(ref);
   if (role) server.setRole(role, `in_hot_standby=${role === 'replica' ? 'on' : 'off'}`);
-  return { statement: analyzeKeywords(lexed.sanitized, lexed.words), ran: ref, server, bound: ref, phase: 'request', scope: undefined, executionSite: () => execSite };
+  return { statement: analyzeKeywords(lexed.sanitized, lexed.words), ran: ref, server, bound: ref, phase: 'request', scope: undefined, executionSite: () => execSite, parameters: undefined, now: Date.now() };
 }
 
 describe('write_on_replica', () => {
@@ -64,5 +69,100 @@ describe('bound_ran_mismatch', () => {
     ['the server has not said', 'db1', undefined],
   ] as const)('stays silent when %s', (_what, host, role) => {
     expect(boundRanMismatch(undefined, execution('SELECT 1', host, role))).toBeUndefined();
+  });
+});
+
+const main = registry.ref('postgresql', 'db1', 5432, 'app');
+const analytics = registry.ref('postgresql', 'db1', 5432, 'analytics');
+const at = (line: number) => internSite('/app/reports.js', line, 3);
+/** A trail as if built `agoMs` before now, in the given scope (undefined: init). */
+function built(line: number, agoMs: number, scope?: ReturnType<typeof requestScope>, extra: { parent?: Trail; binding?: typeof main; kind?: string } = {}): Trail {
+  const trail = createTrail({ library: 'knex', site: at(line), binding: extra.binding ?? main, parent: extra.parent, kind: extra.kind });
+  return { ...trail, phase: scope ? 'request' : 'init', scopeId: scope?.id, createdAt: Date.now() - agoMs };
+}
+function inRequest(scope: ReturnType<typeof requestScope>, parameters?: unknown[]): QueryExecution {
+  return { ...execution('SELECT 1', 'db1', 'primary'), phase: 'request', scope, parameters };
+}
+
+describe('init_query_in_request', () => {
+  const scope = requestScope({ method: 'GET', url: '/reports?x=1' });
+
+  it('names the init site of the lineage root, the request and the age', () => {
+    const root = built(4, 3_600_000);
+    const clone = built(20, 0, scope, { parent: root });
+    const hazard = initQueryInRequest(clone, inRequest(scope))!;
+    expect(hazard.site).toBe(at(4));
+    expect(hazard.message).toBe(
+      'The knex query built at init at /app/reports.js:4:3 (derived from it in a request at /app/reports.js:20:3) runs in request GET /reports, 1 h 0 min after it was built, bound to main (db1:5432/app) since then; build it inside the request instead.',
+    );
+  });
+
+  it('is silent for queries built in the request, and for init queries run at init or in jobs', () => {
+    expect(initQueryInRequest(built(20, 0, scope), inRequest(scope))).toBeUndefined();
+    expect(initQueryInRequest(built(4, 10), { ...inRequest(scope), phase: 'init', scope: undefined })).toBeUndefined();
+    expect(initQueryInRequest(built(4, 10), { ...inRequest(scope), phase: 'job' })).toBeUndefined();
+    expect(initQueryInRequest(undefined, inRequest(scope))).toBeUndefined();
+  });
+});
+
+describe('cross_request_reuse', () => {
+  it('fires when the root was built in another request, not in the same one', () => {
+    const first = requestScope({ method: 'GET', url: '/a' });
+    const second = requestScope({ method: 'GET', url: '/a' });
+    const trail = built(7, 100, first);
+    expect(crossRequestReuse(trail, inRequest(second))?.message).toBe('The knex query built at /app/reports.js:7:3 in an earlier request runs again in request GET /a: it is cached across requests; build it per request.');
+    expect(crossRequestReuse(trail, inRequest(first))).toBeUndefined();
+    expect(crossRequestReuse(built(7, 100), inRequest(second))).toBeUndefined(); // init-built: the other rule's business
+  });
+});
+
+describe('cross_database_query', () => {
+  const scope = requestScope({ method: 'GET', url: '/' });
+
+  it('names both databases and the foreign part, and says when the library re-bound it', () => {
+    const outer = built(10, 0, scope);
+    const part = built(2, 1000, undefined, { binding: analytics, kind: 'raw fragment' });
+    part.rebound = true;
+    addPart(outer, built(11, 0, scope)); // same database: fine
+    addPart(outer, part);
+    const hazard = crossDatabaseQuery(outer, inRequest(scope))!;
+    expect(hazard).toMatchObject({ code: 'cross_database_query', severity: 'error', site: at(10) });
+    expect(hazard.attributes).toMatchObject({ 'querytrail.hazard.part.namespace': 'analytics', 'querytrail.hazard.part.line': 2 });
+    expect(hazard.message).toBe(
+      "The knex query built in a request at /app/reports.js:10:3 (bound to main (db1:5432/app)) embeds a raw fragment built at /app/reports.js:2:3 for db1:5432/analytics, but it is all sent to main (db1:5432/app), so that part reads main (db1:5432/app)'s tables; query db1:5432/analytics separately and pass the values. Knex has also re-bound that raw fragment to main (db1:5432/app) for good: run alone later, it queries main (db1:5432/app).",
+    );
+  });
+
+  it('is silent when every part is bound to the same database', () => {
+    const outer = built(10, 0, scope);
+    addPart(outer, built(11, 0, scope));
+    expect(crossDatabaseQuery(outer, inRequest(scope))).toBeUndefined();
+    expect(crossDatabaseQuery(built(10, 0, scope), inRequest(scope))).toBeUndefined();
+  });
+});
+
+describe('frozen_parameter', () => {
+  const scope = requestScope({ method: 'GET', url: '/posts' });
+
+  it('fires for a Date computed when an init-built query was made', () => {
+    const root = built(3, 7_200_000);
+    const hazard = frozenParameter(root, inRequest(scope, [1, new Date(root.createdAt + 5)]))!;
+    expect(hazard.site).toBe(at(3));
+    expect(hazard.message).toMatch(/^The knex query built at init at \/app\/reports\.js:3:3 carries a timestamp computed when it was built, 1 h 59 min ago, and sends that stale value on every run/);
+  });
+
+  it('fires for a millisecond timestamp inherited by a request-time clone', () => {
+    const root = built(3, 60_000);
+    const clone = built(9, 0, scope, { parent: root });
+    expect(frozenParameter(clone, inRequest(scope, [root.createdAt - 200]))?.site).toBe(at(3));
+  });
+
+  it('is silent for values computed in the request, far from construction, or not timestamps', () => {
+    const inThisRequest = built(9, 0, scope);
+    expect(frozenParameter(inThisRequest, inRequest(scope, [new Date()]))).toBeUndefined();
+    const root = built(3, 60_000);
+    expect(frozenParameter(root, inRequest(scope, [new Date(root.createdAt - 86_400_000)]))).toBeUndefined();
+    expect(frozenParameter(root, inRequest(scope, [42, 'text', null]))).toBeUndefined();
+    expect(frozenParameter(root, inRequest(scope, undefined))).toBeUndefined();
   });
 });

@@ -15,18 +15,25 @@ interface ShapeSites {
 }
 
 /**
- * Where a raw driver call was made, at the least cost. A stack capture costs about half of what the
- * whole OTel pg instrumentation adds per query, and raw calls repeat the same statement from the same
- * place, so under the `auto` policy each statement shape is captured until it has been seen at one site
- * three times, then re-checked on every 64th run; a shape seen at two sites is captured every time.
+ * When querytrail pays for a stack capture (QUERYTRAIL_CAPTURE). Query objects are captured where they
+ * are built — unformatted, formatted only if a span or a hazard needs the site — except under `off`.
+ * For raw driver calls, a capture costs about half of what the whole OTel pg instrumentation adds per
+ * query, and they repeat the same statement from the same place, so under `auto` each statement shape
+ * is captured until it has been seen at one site three times, then re-checked on every 64th run; a
+ * shape seen at two sites is captured every time.
  */
-export class ExecutionSites {
+export class SiteCapture {
   private readonly shapes = new Map<string, ShapeSites>();
 
   constructor(private readonly policy: CapturePolicy) {}
 
+  /** Called synchronously where a query object is built; `below` is querytrail's patched function. */
+  constructionSite(below: Function): SiteRef | undefined {
+    return this.policy === 'off' ? undefined : new StackCapture(below);
+  }
+
   /** Called synchronously in the application's call into the driver; `below` is the driver entry point. */
-  siteFor(shape: string, below: Function): SiteRef | undefined {
+  executionSite(shape: string, below: Function): SiteRef | undefined {
     if (this.policy === 'off') return undefined;
     if (this.policy === 'all') return new StackCapture(below);
     const known = this.shapes.get(shape);

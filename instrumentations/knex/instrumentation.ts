@@ -1,0 +1,171 @@
+import { InstrumentationBase, InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile, isWrapped } from '@opentelemetry/instrumentation';
+import type { DatabaseRef } from '../../src/database';
+import { internalErrorOccurred } from '../../src/guard';
+import { getRuntime } from '../../src/runtime';
+import { addPart, createTrail, Trail, withExecutionOf } from '../../src/trail';
+import { VERSION } from '../../src/version';
+import type { KnexClient, KnexInstrumentationConfig, KnexQueryObject } from './types';
+
+const TRAIL = Symbol('querytrail.knex.trail');
+const BINDING = Symbol('querytrail.knex.binding');
+const VERSIONS = ['>=3.0.0 <4'];
+
+type Method = (this: any, ...args: any[]) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Proto = Record<string, Method>;
+
+function bindingOf(client: KnexClient): DatabaseRef | undefined {
+  let ref = client[BINDING] as DatabaseRef | undefined;
+  if (ref === undefined && client.dialect === 'postgresql') {
+    const settings = client.connectionSettings ?? {};
+    ref = getRuntime().databases.ref('postgresql', settings.host, settings.port, settings.database);
+    client[BINDING] = ref;
+  }
+  return ref;
+}
+
+function trailOf(object: unknown): Trail | undefined {
+  return (object as KnexQueryObject | undefined)?.[TRAIL] as Trail | undefined;
+}
+
+/** Gives a newly built query object its trail; never lets an error reach the app. */
+function stamp<T extends KnexQueryObject>(object: T, kind: string, below: Function, parent?: Trail): T {
+  try {
+    (object as KnexQueryObject)[TRAIL] = createTrail({ library: 'knex', site: getRuntime().sites.constructionSite(below), binding: bindingOf(object.client), parent, kind });
+  } catch (err) {
+    internalErrorOccurred('knex construction', err);
+  }
+  return object;
+}
+
+/**
+ * The query objects being compiled, outermost first. Compilation is synchronous, so a plain stack is
+ * exact: every builder or raw compiled while an outer one compiles is one of its parts.
+ */
+const compiling: Trail[] = [];
+
+function recordPart(part: Trail | undefined, object: KnexQueryObject): void {
+  const outer = compiling[0];
+  if (part === undefined || outer === undefined || part === compiling[compiling.length - 1]) return;
+  try {
+    if (outer.parts?.includes(part)) return;
+    addPart(outer, part);
+    // knex re-binds an embedded raw to the outer query's client, for good.
+    if (part.kind === 'raw fragment' && part.binding !== undefined && part.binding !== bindingOf(object.client)) part.rebound = true;
+  } catch (err) {
+    internalErrorOccurred('knex part', err);
+  }
+}
+
+function compileAsOuter(trail: Trail | undefined, compile: () => unknown): unknown {
+  if (trail === undefined) return compile();
+  if (compiling.length === 0) trail.parts = undefined; // each compile records its parts afresh
+  compiling.push(trail);
+  try {
+    return compile();
+  } finally {
+    compiling.pop();
+  }
+}
+
+/**
+ * knex 3 (pg dialect): a trail for every query builder, clone and raw (where it was built, in which
+ * scope, bound to which database), the parts compiled into each query, and the trail of the query being
+ * run handed to the pg span.
+ */
+export class KnexInstrumentation extends InstrumentationBase<KnexInstrumentationConfig> {
+  constructor(config: KnexInstrumentationConfig = {}) {
+    super('querytrail-knex', VERSION, config);
+  }
+
+  protected override init() {
+    return [
+      new InstrumentationNodeModuleDefinition('knex', VERSIONS, undefined, undefined, [
+        this.file('knex/lib/client.js', (Client) => {
+          this.wrapMethod(Client.prototype, 'queryBuilder', constructs('query'));
+          this.wrapMethod(Client.prototype, 'raw', constructs('raw fragment'));
+          this.wrapMethod(Client.prototype, 'queryCompiler', compilesPart);
+        }),
+        // The pg dialect overrides both instead of inheriting them.
+        this.file('knex/lib/dialects/postgres/index.js', (ClientPG) => {
+          this.wrapMethod(ClientPG.prototype, 'queryBuilder', constructs('query'));
+          this.wrapMethod(ClientPG.prototype, 'queryCompiler', compilesPart);
+        }),
+        this.file('knex/lib/query/querybuilder.js', (Builder) => {
+          this.wrapMethod(Builder.prototype, 'clone', clones);
+          this.wrapMethod(Builder.prototype, 'toSQL', compilesOuter);
+        }),
+        this.file('knex/lib/raw.js', (Raw) => this.wrapMethod(Raw.prototype, 'toSQL', compilesRaw)),
+        this.file('knex/lib/execution/runner.js', (Runner) => this.wrapMethod(Runner.prototype, 'query', runs)),
+      ]),
+    ];
+  }
+
+  private file(name: string, patch: (exports: { prototype: Proto }) => void) {
+    return new InstrumentationNodeModuleFile(
+      name,
+      VERSIONS,
+      (exports: { prototype: Proto }) => {
+        patch(exports);
+        return exports;
+      },
+      (exports: { prototype: Proto } | undefined) => {
+        if (exports === undefined) return;
+        for (const key of Object.keys(exports.prototype)) if (isWrapped(exports.prototype[key])) this._unwrap(exports.prototype, key);
+      },
+    );
+  }
+
+  private wrapMethod(proto: Proto, name: string, wrapper: (original: Method) => Method): void {
+    if (!Object.prototype.hasOwnProperty.call(proto, name)) return;
+    if (isWrapped(proto[name])) this._unwrap(proto, name);
+    this._wrap(proto, name, wrapper);
+  }
+}
+
+function constructs(kind: string) {
+  return (original: Method): Method =>
+    function construct(this: KnexClient, ...args: unknown[]) {
+      return stamp(original.apply(this, args), kind, construct);
+    };
+}
+
+function clones(original: Method): Method {
+  return function clone(this: KnexQueryObject, ...args: unknown[]) {
+    return stamp(original.apply(this, args), 'query', clone, trailOf(this));
+  };
+}
+
+function compilesOuter(original: Method): Method {
+  return function toSQL(this: KnexQueryObject, ...args: unknown[]) {
+    const trail = trailOf(this);
+    if (compiling.length > 0) recordPart(trail, this);
+    return compileAsOuter(trail, () => original.apply(this, args));
+  };
+}
+
+function compilesRaw(original: Method): Method {
+  return function toSQL(this: KnexQueryObject, ...args: unknown[]) {
+    const trail = trailOf(this);
+    if (compiling.length > 0) {
+      recordPart(trail, this);
+      return original.apply(this, args);
+    }
+    return compileAsOuter(trail, () => original.apply(this, args));
+  };
+}
+
+/** The outer client compiles every embedded builder: `queryCompiler(inner)` is where parts show up. */
+function compilesPart(original: Method): Method {
+  return function queryCompiler(this: KnexClient, builder: KnexQueryObject | undefined, ...rest: unknown[]) {
+    if (compiling.length > 0 && builder !== undefined) recordPart(trailOf(builder), builder);
+    return original.call(this, builder, ...rest);
+  };
+}
+
+function runs(original: Method): Method {
+  return function query(this: { builder?: KnexQueryObject }, ...args: unknown[]) {
+    const trail = trailOf(this.builder);
+    if (trail === undefined) return original.apply(this, args);
+    return withExecutionOf(trail, () => original.apply(this, args));
+  };
+}

@@ -1,0 +1,33 @@
+import type { Attributes } from '@opentelemetry/api';
+import { formatSite, resolveSite } from '../callsite';
+import { capitalize, describeBinding, describeTrail } from './describe';
+import type { HazardRule } from './types';
+
+/**
+ * The query embeds parts (sub-queries, raw fragments) bound to another database. The library compiles
+ * them into SQL for the outer query's database without a word: the part reads the wrong tables.
+ */
+export const crossDatabaseQuery: HazardRule = (trail, execution) => {
+  const parts = trail?.parts;
+  if (trail === undefined || parts === undefined) return undefined;
+  const target = trail.binding ?? execution.bound;
+  const foreign = parts.find((part) => part.binding !== undefined && part.binding !== target);
+  if (foreign === undefined) return undefined;
+  const foreignSite = resolveSite(foreign.site);
+  const kind = foreign.kind === undefined || foreign.kind === 'query' ? 'sub-query' : foreign.kind;
+  const rebound = foreign.rebound ? ` ${capitalize(foreign.library)} has also re-bound that ${kind} to ${describeBinding(target)} for good: run alone later, it queries ${describeBinding(target)}.` : '';
+  const attributes: Attributes = { 'querytrail.hazard.part.namespace': foreign.binding?.namespace ?? '', 'querytrail.hazard.part.alias': foreign.binding?.alias ?? '' };
+  if (foreignSite) {
+    attributes['querytrail.hazard.part.file'] = foreignSite.file;
+    attributes['querytrail.hazard.part.line'] = foreignSite.line;
+  }
+  return {
+    code: 'cross_database_query',
+    severity: 'error',
+    site: resolveSite(trail.site),
+    message:
+      `${capitalize(describeTrail(trail))} (bound to ${describeBinding(target)}) embeds a ${kind} built at ${formatSite(foreignSite)} for ${describeBinding(foreign.binding)}, ` +
+      `but it is all sent to ${describeBinding(target)}, so that part reads ${describeBinding(target)}'s tables; query ${describeBinding(foreign.binding)} separately and pass the values.${rebound}`,
+    attributes,
+  };
+};

@@ -1,0 +1,27 @@
+import { formatSite, resolveSite } from '../callsite';
+import type { DatabaseRef } from '../database';
+import type { Trail } from '../trail';
+
+/** "the knex query built at init at src/a.js:3:7" — how messages name a query object. */
+export function describeTrail(trail: Trail): string {
+  const phase = trail.phase === 'init' ? 'at init' : `in a ${trail.phase}`;
+  return `the ${trail.library} query built ${phase} at ${formatSite(resolveSite(trail.site))}`;
+}
+
+export function describeBinding(ref: DatabaseRef | undefined): string {
+  if (ref === undefined) return 'no known database';
+  const where = `${ref.address ?? 'localhost'}:${ref.port ?? ''}/${ref.namespace ?? ''}`;
+  return ref.alias === where ? where : `${ref.alias} (${where})`;
+}
+
+/** "3.2 s", "4 min", "2 h 5 min". */
+export function describeAge(ms: number): string {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 60) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+export function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}

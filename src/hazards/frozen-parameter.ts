@@ -1,0 +1,46 @@
+import { resolveSite } from '../callsite';
+import type { Trail } from '../trail';
+import { capitalize, describeAge, describeTrail } from './describe';
+import type { HazardRule, QueryExecution } from './types';
+
+/** A value within this distance of a query object's construction is taken as computed at construction. */
+const CONSTRUCTION_WINDOW_MS = 1000;
+/** Timestamps in ms since the epoch between 2001 and 2286; smaller numbers are ids and counts. */
+const MIN_EPOCH_MS = 1e12;
+
+function timestampOf(value: unknown): number | undefined {
+  if (value instanceof Date) return value.getTime();
+  if (typeof value === 'number' && value >= MIN_EPOCH_MS && value < 1e13) return value;
+  return undefined;
+}
+
+function builtElsewhere(trail: Trail, execution: QueryExecution): boolean {
+  return trail.phase === 'init' || trail.scopeId !== execution.scope?.id;
+}
+
+/**
+ * A query object built outside the current request carries a timestamp computed when it was built
+ * (`published_at <= new Date()` at import): every later run uses that stale value.
+ */
+export const frozenParameter: HazardRule = (trail, execution) => {
+  if (trail === undefined || execution.parameters === undefined) return undefined;
+  for (let t: Trail | undefined = trail; t !== undefined; t = t.parent) {
+    if (!builtElsewhere(t, execution)) continue;
+    for (const value of execution.parameters) {
+      const at = timestampOf(value);
+      if (at === undefined || Math.abs(at - t.createdAt) > CONSTRUCTION_WINDOW_MS) continue;
+      const site = resolveSite(t.site);
+      const stale = execution.now - at;
+      return {
+        code: 'frozen_parameter',
+        severity: 'warning',
+        site,
+        message:
+          `${capitalize(describeTrail(t))} carries a timestamp computed when it was built, ${describeAge(stale)} ago, and sends that stale value on every run; ` +
+          'compute it when the query runs: build the query inside the request.',
+        attributes: { 'querytrail.hazard.stale_ms': stale },
+      };
+    }
+  }
+  return undefined;
+};

@@ -1,0 +1,94 @@
+import * as path from 'node:path';
+import { ExportedSpan, FIXTURES, hazardsOf, runFixture, topology } from '../support/run-fixture';
+
+const FIXTURE = path.join(FIXTURES, 'knex-app.js');
+const env = () => ({ QT_PRIMARY: topology().primary, QT_ANALYTICS: topology().analytics });
+const inRoute = (spans: ExportedSpan[], route: string) => spans.filter((s) => s.attributes['querytrail.route'] === route);
+const event = (span: ExportedSpan, code: string) => span.events.find((e) => e.attributes['querytrail.hazard.code'] === code)!.attributes;
+
+describe('knex: the seed scenario', () => {
+  it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
+    const run = await runFixture('knex-app.js', { env: env(), args: ['/seed'] });
+    expect(run.code).toBe(0);
+    // knex compiled the analytics sub-query into SQL for qt_app: ids of qt_app, not analytics' [3]
+    expect(run.stdout).toBe('/seed 200 [1,2,3]\n');
+    const [span] = inRoute(run.spans, 'GET /seed');
+    expect(span.attributes).toMatchObject({
+      'querytrail.library': 'knex',
+      'querytrail.construction.file': FIXTURE,
+      'querytrail.construction.line': 16,
+      'querytrail.construction.phase': 'request',
+      'querytrail.execution.phase': 'request',
+      'querytrail.bound.namespace': 'qt_app',
+      'querytrail.ran.namespace': 'qt_app',
+      'querytrail.parts.namespaces': ['qt_app', 'qt_analytics'],
+    });
+    expect(span.attributes['code.file.path']).toBeUndefined(); // knex runs after its own awaits: no app frame
+    expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
+
+    const cross = event(span, 'cross_database_query');
+    expect(cross['querytrail.hazard.severity']).toBe('error');
+    expect(cross['querytrail.hazard.part.file']).toBe(FIXTURE);
+    expect(cross['querytrail.hazard.part.line']).toBe(16);
+    expect(cross['querytrail.hazard.part.namespace']).toBe('qt_analytics');
+    expect(cross['querytrail.hazard.message']).toMatch(/^The knex query built in a request at .*knex-app\.js:16:\d+ \(bound to 127\.0\.0\.1:5432\/qt_app\) embeds a sub-query built at .*knex-app\.js:16:\d+ for .*\/qt_analytics, but it is all sent to .*\/qt_app/);
+
+    const init = event(span, 'init_query_in_request');
+    expect(init['querytrail.hazard.line']).toBe(9);
+    expect(init['querytrail.hazard.message']).toMatch(/^The knex query built at init at .*knex-app\.js:9:\d+ \(derived from it in a request at .*knex-app\.js:16:\d+\) runs in request GET \/seed, [\d.]+ s after it was built/);
+
+    const frozen = event(span, 'frozen_parameter');
+    expect(frozen['querytrail.hazard.line']).toBe(9);
+    expect(Number(frozen['querytrail.hazard.stale_ms'])).toBeGreaterThan(0);
+
+    // readable warnings name the lines to change
+    expect(run.stderr).toMatch(/querytrail error: cross_database_query[\s\S]*> +16 \|/);
+    expect(run.stderr).toMatch(/querytrail warning: init_query_in_request[\s\S]*> +9 \| const published/);
+  });
+
+  it('finds nothing wrong in same-database sub-queries and transactions', async () => {
+    const run = await runFixture('knex-app.js', { env: env(), args: ['/same-db', '/transaction'] });
+    expect(run.stdout).toBe('/same-db 200 [1,2]\n/transaction 200 3\n');
+    const spans = [...inRoute(run.spans, 'GET /same-db'), ...inRoute(run.spans, 'GET /transaction')];
+    expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
+    for (const span of spans) expect(hazardsOf(span)).toEqual([]);
+    expect(run.stderr).toBe('');
+    // the query built inside a transaction and the one it embeds are bound to the same database
+    expect(spans[2].attributes['querytrail.parts.namespaces']).toBeUndefined();
+  });
+
+  it('says that knex re-bound an embedded raw to the outer database for good', async () => {
+    const run = await runFixture('knex-app.js', { env: env(), args: ['/raw'] });
+    expect(run.stdout).toBe('/raw 200 {"embedded":[1,2,3],"alone":[1,2,3]}\n');
+    const [embedded, alone] = inRoute(run.spans, 'GET /raw');
+    expect(event(embedded, 'cross_database_query')['querytrail.hazard.message']).toMatch(
+      /embeds a raw fragment built at .*knex-app\.js:10:\d+ for .*qt_analytics.* Knex has also re-bound that raw fragment to .*qt_app for good: run alone later, it queries .*qt_app\./,
+    );
+    // run alone, the raw built for qt_analytics now runs on qt_app, and the span shows both
+    expect(alone.attributes['querytrail.bound.namespace']).toBe('qt_analytics');
+    expect(alone.attributes['querytrail.ran.namespace']).toBe('qt_app');
+  });
+
+  it('flags a query object cached across requests', async () => {
+    const run = await runFixture('knex-app.js', { env: env(), args: ['/cached', '/cached'] });
+    const [first, second] = inRoute(run.spans, 'GET /cached');
+    expect(hazardsOf(first)).toEqual([]);
+    expect(hazardsOf(second)).toEqual(['cross_request_reuse']);
+    expect(event(second, 'cross_request_reuse')['querytrail.hazard.line']).toBe(36);
+  });
+
+  it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
+    const run = await runFixture('knex-app.js', { env: { ...env(), QUERYTRAIL_STRICT: 'cross_database_query' }, args: ['/seed', '/same-db'] });
+    expect(run.stdout).toBe('/seed 500 {"name":"QueryTrailHazardError","code":"cross_database_query"}\n/same-db 200 [1,2]\n');
+    const [span] = inRoute(run.spans, 'GET /seed');
+    expect(span.attributes['error.type']).toBe('QueryTrailHazardError');
+    expect(span.attributes['db.response.status_code']).toBeUndefined(); // the server never answered it
+  });
+
+  it('runs init-time queries without a hazard', async () => {
+    const run = await runFixture('knex-app.js', { env: env(), args: [] });
+    const init = run.spans.find((s) => String(s.attributes['db.query.text']).includes('at_init'))!;
+    expect(init.attributes).toMatchObject({ 'querytrail.library': 'knex', 'querytrail.execution.phase': 'init', 'querytrail.construction.line': 52 });
+    expect(hazardsOf(init)).toEqual([]);
+  });
+});
