@@ -1,6 +1,6 @@
 // One benchmark variant in its own process (patches are process-wide): the same SDK setup for every
 // variant — spans to a dropping exporter through a BatchSpanProcessor, metrics aggregated, a parent span
-// active — and a pg.Pool of 4 against the server in QT_BENCH_URL.
+// active — and a pg.Pool of 4 (knex: its own pool of 4) against the server in QT_BENCH_URL.
 const { variant, workloads, queries, warmup } = JSON.parse(process.argv[2]);
 const api = require('@opentelemetry/api');
 const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
@@ -20,18 +20,23 @@ if (variant.startsWith('querytrail')) {
   const { configureQuerytrail, PgInstrumentation } = require('../dist/src/index.js');
   configureQuerytrail({ console: 'off', capture: variant === 'querytrail (capture all)' ? 'all' : 'auto' });
   registerInstrumentations({ instrumentations: [new PgInstrumentation()] });
-} else if (variant === 'instrumentation-pg') {
+} else if (variant === 'OTel contrib') {
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg');
-  registerInstrumentations({ instrumentations: [new PgInstrumentation()] });
+  const { KnexInstrumentation } = require('@opentelemetry/instrumentation-knex');
+  registerInstrumentations({ instrumentations: [new PgInstrumentation(), new KnexInstrumentation()] });
 }
 
 const pg = require('pg');
+const knex = require('knex');
 const pool = new pg.Pool({ connectionString: process.env.QT_BENCH_URL, max: 4 });
+const db = knex({ client: 'pg', connection: process.env.QT_BENCH_URL, pool: { min: 4, max: 4 } });
 const tracer = api.trace.getTracer('bench');
 
 const WORKLOADS = {
   'SELECT 1': () => pool.query('SELECT 1'),
   'PK lookup': (i) => pool.query('SELECT id, name FROM items WHERE id = $1', [(i % 3) + 1]),
+  // a builder per query, as apps write it: construction is on the measured path
+  'knex PK lookup': (i) => db('items').select('id', 'name').where('id', (i % 3) + 1),
 };
 
 async function drive(run, count, concurrency) {
@@ -57,7 +62,7 @@ async function main() {
     }
     parent.end();
   });
-  await pool.end();
+  await Promise.all([pool.end(), db.destroy()]);
   process.stdout.write(JSON.stringify(results));
   process.exit(0);
 }

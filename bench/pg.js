@@ -1,4 +1,4 @@
-// npm run bench: bare pg vs pg + querytrail vs pg + @opentelemetry/instrumentation-pg.
+// npm run bench: bare pg and knex vs + querytrail vs + the OTel contrib instrumentations (pg, knex).
 // Each round runs every variant once, in a shuffled order, each in a fresh process; medians over rounds.
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
@@ -6,12 +6,14 @@ const path = require('node:path');
 const ROUNDS = Number(process.env.QT_BENCH_ROUNDS ?? 5);
 const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 10000);
 const WARMUP = Number(process.env.QT_BENCH_WARMUP ?? 3000);
-const VARIANTS = ['bare pg', 'querytrail', 'instrumentation-pg', 'querytrail (capture all)'];
+const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (capture all)'];
 const WORKLOADS = [
   { name: 'SELECT 1', concurrency: 1 },
   { name: 'SELECT 1', concurrency: 8 },
   { name: 'PK lookup', concurrency: 1 },
   { name: 'PK lookup', concurrency: 8 },
+  { name: 'knex PK lookup', concurrency: 1 },
+  { name: 'knex PK lookup', concurrency: 8 },
 ];
 
 const median = (xs) => {
@@ -45,7 +47,7 @@ async function main() {
   await stop();
   for (const [workload, byVariant] of Object.entries(samples)) {
     const m = Object.fromEntries(Object.entries(byVariant).map(([v, rs]) => [v, { wall: median(rs.map((r) => r.wallUs)), cpu: median(rs.map((r) => r.cpuUs)) }]));
-    const bare = m['bare pg'];
+    const bare = m.bare;
     console.log(`\n${workload}`);
     console.log('  variant                     µs/query  ratio   CPU µs/query  added CPU µs');
     for (const v of VARIANTS) {
@@ -53,8 +55,8 @@ async function main() {
       console.log(`  ${v.padEnd(26)} ${r.wall.toFixed(1).padStart(9)} ${(r.wall / bare.wall).toFixed(2).padStart(6)} ${r.cpu.toFixed(1).padStart(13)} ${(r.cpu - bare.cpu).toFixed(1).padStart(13)}`);
     }
     const qt = m.querytrail.cpu - bare.cpu;
-    const otel = m['instrumentation-pg'].cpu - bare.cpu;
-    console.log(`  querytrail adds ${(qt / otel).toFixed(2)}× the CPU instrumentation-pg adds (target < 0.5)`);
+    const otel = m['OTel contrib'].cpu - bare.cpu;
+    console.log(`  querytrail adds ${(qt / otel).toFixed(2)}× the CPU the OTel contrib instrumentation adds`);
   }
 }
 main().catch((err) => {
