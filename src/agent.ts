@@ -12,6 +12,7 @@ import { ConsoleSpanProcessor } from '../exporters/console';
 import { JsonLinesSpanProcessor } from '../exporters/jsonl';
 import { metricReadersFromEnv, spanProcessorsFromEnv } from '../exporters/otel';
 import { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';
+import { DrizzleInstrumentation } from '../instrumentations/drizzle/instrumentation';
 import { KnexInstrumentation } from '../instrumentations/knex/instrumentation';
 import { PgInstrumentation } from '../instrumentations/pg/instrumentation';
 import { configureQuerytrail } from './index';
@@ -39,7 +40,7 @@ function start(): Agent | undefined {
   metrics.setGlobalMeterProvider(meterProvider);
 
   // querytrail's HTTP scope first: its emit wrapper then runs inside the OTel HTTP span's context.
-  const instrumentations: InstrumentationBase[] = [new HttpScopeInstrumentation(), new PgInstrumentation(), new KnexInstrumentation()];
+  const instrumentations: InstrumentationBase[] = [new HttpScopeInstrumentation(), new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation()];
   const disabled = new Set((env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()));
   if (!disabled.has('http')) {
     const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');

@@ -5,6 +5,8 @@ import { configureRuntime, Runtime } from './runtime';
 
 export { PgInstrumentation } from '../instrumentations/pg/instrumentation';
 export type { PgInstrumentationConfig } from '../instrumentations/pg/types';
+export { DrizzleInstrumentation } from '../instrumentations/drizzle/instrumentation';
+export type { DrizzleInstrumentationConfig } from '../instrumentations/drizzle/types';
 export { KnexInstrumentation } from '../instrumentations/knex/instrumentation';
 export type { KnexInstrumentationConfig } from '../instrumentations/knex/types';
 export { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';

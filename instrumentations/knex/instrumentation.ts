@@ -1,17 +1,16 @@
-import { InstrumentationBase, InstrumentationNodeModuleDefinition, InstrumentationNodeModuleFile, isWrapped } from '@opentelemetry/instrumentation';
+import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { DatabaseRef } from '../../src/database';
 import { internalErrorOccurred } from '../../src/guard';
 import { getRuntime } from '../../src/runtime';
 import { addPart, createTrail, Trail, withExecutionOf } from '../../src/trail';
 import { VERSION } from '../../src/version';
+import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
 import type { KnexClient, KnexInstrumentationConfig, KnexQueryObject } from './types';
 
 const TRAIL = Symbol('querytrail.knex.trail');
 const BINDING = Symbol('querytrail.knex.binding');
 const VERSIONS = ['>=3.0.0 <4'];
 
-type Method = (this: any, ...args: any[]) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
-type Proto = Record<string, Method>;
 
 function bindingOf(client: KnexClient): DatabaseRef | undefined {
   let ref = client[BINDING] as DatabaseRef | undefined;
@@ -72,7 +71,7 @@ function compileAsOuter(trail: Trail | undefined, compile: () => unknown): unkno
  * scope, bound to which database), the parts compiled into each query, and the trail of the query being
  * run handed to the pg span.
  */
-export class KnexInstrumentation extends InstrumentationBase<KnexInstrumentationConfig> {
+export class KnexInstrumentation extends PrototypeInstrumentation<KnexInstrumentationConfig> {
   constructor(config: KnexInstrumentationConfig = {}) {
     super('querytrail-knex', VERSION, config);
   }
@@ -80,45 +79,24 @@ export class KnexInstrumentation extends InstrumentationBase<KnexInstrumentation
   protected override init() {
     return [
       new InstrumentationNodeModuleDefinition('knex', VERSIONS, undefined, undefined, [
-        this.file('knex/lib/client.js', (Client) => {
-          this.wrapMethod(Client.prototype, 'queryBuilder', constructs('query'));
-          this.wrapMethod(Client.prototype, 'raw', constructs('raw fragment'));
-          this.wrapMethod(Client.prototype, 'queryCompiler', compilesPart);
+        this.patchFile('knex/lib/client.js', VERSIONS, (Client: ClassExports) => {
+          this.wrapMethod(Client, 'queryBuilder', constructs('query'));
+          this.wrapMethod(Client, 'raw', constructs('raw fragment'));
+          this.wrapMethod(Client, 'queryCompiler', compilesPart);
         }),
         // The pg dialect overrides both instead of inheriting them.
-        this.file('knex/lib/dialects/postgres/index.js', (ClientPG) => {
-          this.wrapMethod(ClientPG.prototype, 'queryBuilder', constructs('query'));
-          this.wrapMethod(ClientPG.prototype, 'queryCompiler', compilesPart);
+        this.patchFile('knex/lib/dialects/postgres/index.js', VERSIONS, (ClientPG: ClassExports) => {
+          this.wrapMethod(ClientPG, 'queryBuilder', constructs('query'));
+          this.wrapMethod(ClientPG, 'queryCompiler', compilesPart);
         }),
-        this.file('knex/lib/query/querybuilder.js', (Builder) => {
-          this.wrapMethod(Builder.prototype, 'clone', clones);
-          this.wrapMethod(Builder.prototype, 'toSQL', compilesOuter);
+        this.patchFile('knex/lib/query/querybuilder.js', VERSIONS, (Builder: ClassExports) => {
+          this.wrapMethod(Builder, 'clone', clones);
+          this.wrapMethod(Builder, 'toSQL', compilesOuter);
         }),
-        this.file('knex/lib/raw.js', (Raw) => this.wrapMethod(Raw.prototype, 'toSQL', compilesRaw)),
-        this.file('knex/lib/execution/runner.js', (Runner) => this.wrapMethod(Runner.prototype, 'query', runs)),
+        this.patchFile('knex/lib/raw.js', VERSIONS, (Raw: ClassExports) => this.wrapMethod(Raw, 'toSQL', compilesRaw)),
+        this.patchFile('knex/lib/execution/runner.js', VERSIONS, (Runner: ClassExports) => this.wrapMethod(Runner, 'query', runs)),
       ]),
     ];
-  }
-
-  private file(name: string, patch: (exports: { prototype: Proto }) => void) {
-    return new InstrumentationNodeModuleFile(
-      name,
-      VERSIONS,
-      (exports: { prototype: Proto }) => {
-        patch(exports);
-        return exports;
-      },
-      (exports: { prototype: Proto } | undefined) => {
-        if (exports === undefined) return;
-        for (const key of Object.keys(exports.prototype)) if (isWrapped(exports.prototype[key])) this._unwrap(exports.prototype, key);
-      },
-    );
-  }
-
-  private wrapMethod(proto: Proto, name: string, wrapper: (original: Method) => Method): void {
-    if (!Object.prototype.hasOwnProperty.call(proto, name)) return;
-    if (isWrapped(proto[name])) this._unwrap(proto, name);
-    this._wrap(proto, name, wrapper);
   }
 }
 

@@ -8,9 +8,16 @@ const CONSTRUCTION_WINDOW_MS = 1000;
 /** Timestamps in ms since the epoch between 2001 and 2286; smaller numbers are ids and counts. */
 const MIN_EPOCH_MS = 1e12;
 
+/** ORMs often serialize Dates before the driver sees them (drizzle: `toISOString()`). */
+const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}/;
+
 function timestampOf(value: unknown): number | undefined {
   if (value instanceof Date) return value.getTime();
   if (typeof value === 'number' && value >= MIN_EPOCH_MS && value < 1e13) return value;
+  if (typeof value === 'string' && ISO_TIMESTAMP.test(value)) {
+    const ms = Date.parse(value);
+    return Number.isNaN(ms) ? undefined : ms;
+  }
   return undefined;
 }
 

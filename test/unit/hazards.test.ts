@@ -151,6 +151,12 @@ describe('frozen_parameter', () => {
     expect(hazard.message).toMatch(/^The knex query built at init at \/app\/reports\.js:3:3 carries a timestamp computed when it was built, 1 h 59 min ago, and sends that stale value on every run/);
   });
 
+  it('fires for an ISO timestamp string, as ORMs serialize Dates', () => {
+    const root = built(3, 60_000);
+    expect(frozenParameter(root, inRequest(scope, [new Date(root.createdAt + 20).toISOString()]))?.code).toBe('frozen_parameter');
+    expect(frozenParameter(root, inRequest(scope, ['2001-01-01 is not now', 'hello']))).toBeUndefined();
+  });
+
   it('fires for a millisecond timestamp inherited by a request-time clone', () => {
     const root = built(3, 60_000);
     const clone = built(9, 0, scope, { parent: root });

@@ -1,0 +1,172 @@
+import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
+import { internalErrorOccurred } from '../../src/guard';
+import { getRuntime } from '../../src/runtime';
+import { addPart, createTrail, Trail, withExecutionOf } from '../../src/trail';
+import { VERSION } from '../../src/version';
+import { pgTargetOf } from '../pg/target';
+import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
+import type { DrizzleBuilder, DrizzleInstrumentationConfig } from './types';
+
+const TRAIL = Symbol('querytrail.drizzle.trail');
+const VERSIONS = ['>=0.40.0 <1'];
+
+
+/** The SQL objects a builder produced (e.g. for `$with(...).as(builder)`), so parts can be traced back. */
+const sqlOwners = new WeakMap<object, Trail>();
+
+/** The query object being prepared: `_prepare` → `sqlToQuery` (parts) → `prepareQuery` (tag) run synchronously. */
+let preparing: Trail | undefined;
+
+function trailOf(object: unknown): Trail | undefined {
+  return object !== null && typeof object === 'object' ? ((object as DrizzleBuilder)[TRAIL] as Trail | undefined) : undefined;
+}
+
+function stamp<T>(object: T, session: DrizzleBuilder['session'], below: Function): T {
+  try {
+    const runtime = getRuntime();
+    (object as DrizzleBuilder)[TRAIL] = createTrail({ library: 'drizzle', site: runtime.sites.constructionSite(below), binding: pgTargetOf(session?.client, runtime.databases), kind: 'query' });
+  } catch (err) {
+    internalErrorOccurred('drizzle construction', err);
+  }
+  return object;
+}
+
+/** Every query object reachable from an SQL tree: embedded builders, and SQL a builder produced. */
+function collectParts(node: unknown, outer: Trail, seen: Set<unknown>, depth: number): void {
+  if (node === null || typeof node !== 'object' || seen.has(node) || depth > 64) return;
+  seen.add(node);
+  const part = trailOf(node) ?? sqlOwners.get(node);
+  if (part !== undefined && part !== outer && !outer.parts?.includes(part)) addPart(outer, part);
+  const n = node as { queryChunks?: unknown[]; _?: { sql?: unknown }; value?: unknown };
+  if (Array.isArray(n.queryChunks)) for (const chunk of n.queryChunks) collectParts(chunk, outer, seen, depth + 1);
+  if (n._?.sql !== undefined) collectParts(n._.sql, outer, seen, depth + 1);
+  if (Array.isArray(n.value)) for (const v of n.value) collectParts(v, outer, seen, depth + 1);
+}
+
+/**
+ * drizzle-orm 0.4x, pg-core with the node-postgres driver, CommonJS and ESM builds: a trail for every
+ * select, insert, update, delete and `db.execute`, bound to the session's pool as chosen at construction
+ * (so a `withReplicas` select shows the replica it was pinned to); parts found in the SQL tree being
+ * compiled; the trail of the running query handed to the pg span.
+ */
+export class DrizzleInstrumentation extends PrototypeInstrumentation<DrizzleInstrumentationConfig> {
+  constructor(config: DrizzleInstrumentationConfig = {}) {
+    super('querytrail-drizzle', VERSION, config);
+  }
+
+  protected override init() {
+    const files = (ext: string) => [
+      this.patchFile(`drizzle-orm/pg-core/query-builders/select.${ext}`, VERSIONS, (e: ClassExports) => {
+        this.wrapMethod(e.PgSelectBuilder, 'from', constructs((builder: { session?: unknown }) => builder.session));
+        this.wrapMethod(e.PgSelectQueryBuilderBase, 'getSQL', ownsSql);
+        this.wrapMethod(e.PgSelectBase, '_prepare', prepares);
+      }),
+      this.patchFile(`drizzle-orm/pg-core/query-builders/insert.${ext}`, VERSIONS, (e: ClassExports) => {
+        this.wrapMethod(e.PgInsertBuilder, 'values', constructs((builder: { session?: unknown }) => builder.session));
+        this.wrapMethod(e.PgInsertBuilder, 'select', constructs((builder: { session?: unknown }) => builder.session));
+        this.wrapMethod(e.PgInsertBase, 'getSQL', ownsSql);
+        this.wrapMethod(e.PgInsertBase, '_prepare', prepares);
+      }),
+      this.patchFile(`drizzle-orm/pg-core/query-builders/update.${ext}`, VERSIONS, (e: ClassExports) => {
+        this.wrapMethod(e.PgUpdateBuilder, 'set', constructs((builder: { session?: unknown }) => builder.session));
+        this.wrapMethod(e.PgUpdateBase, 'getSQL', ownsSql);
+        this.wrapMethod(e.PgUpdateBase, '_prepare', prepares);
+      }),
+      this.patchFile(`drizzle-orm/pg-core/query-builders/delete.${ext}`, VERSIONS, (e: ClassExports) => {
+        this.wrapMethod(e.PgDeleteBase, 'getSQL', ownsSql);
+        this.wrapMethod(e.PgDeleteBase, '_prepare', prepares);
+      }),
+      this.patchFile(`drizzle-orm/pg-core/db.${ext}`, VERSIONS, (e: ClassExports) => {
+        this.wrapMethod(e.PgDatabase, 'delete', constructs((db: { session?: unknown }) => db.session));
+        this.wrapMethod(e.PgDatabase, 'execute', executesRaw);
+      }),
+      this.patchFile(`drizzle-orm/pg-core/dialect.${ext}`, VERSIONS, (e: ClassExports) => this.wrapMethod(e.PgDialect, 'sqlToQuery', compiles)),
+      this.patchFile(`drizzle-orm/node-postgres/session.${ext}`, VERSIONS, (e: ClassExports) => {
+        this.wrapMethod(e.NodePgSession, 'prepareQuery', tagsPrepared);
+        this.wrapMethod(e.NodePgPreparedQuery, 'execute', runs);
+        this.wrapMethod(e.NodePgPreparedQuery, 'all', runs);
+      }),
+    ];
+    return [new InstrumentationNodeModuleDefinition('drizzle-orm', VERSIONS, undefined, undefined, [...files('cjs'), ...files('js')])];
+  }
+}
+
+/** A factory that returns the finished query object; `sessionOf` reads the session it will run on. */
+function constructs(sessionOf: (self: any) => unknown) { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return (original: Method): Method =>
+    function construct(this: unknown, ...args: unknown[]) {
+      return stamp(original.apply(this, args), sessionOf(this) as DrizzleBuilder['session'], construct);
+    };
+}
+
+function ownsSql(original: Method): Method {
+  return function getSQL(this: DrizzleBuilder, ...args: unknown[]) {
+    const sql = original.apply(this, args);
+    const trail = trailOf(this);
+    if (trail !== undefined && sql !== null && typeof sql === 'object') sqlOwners.set(sql, trail);
+    return sql;
+  };
+}
+
+function withPreparing<T>(trail: Trail | undefined, fn: () => T): T {
+  const previous = preparing;
+  preparing = trail;
+  try {
+    return fn();
+  } finally {
+    preparing = previous;
+  }
+}
+
+function prepares(original: Method): Method {
+  return function _prepare(this: DrizzleBuilder, ...args: unknown[]) {
+    const trail = trailOf(this);
+    if (trail === undefined) return original.apply(this, args);
+    trail.parts = undefined; // each preparation records its parts afresh
+    return withPreparing(trail, () => original.apply(this, args));
+  };
+}
+
+/** `db.execute(sql)` compiles and prepares at once: the raw query is built here. */
+function executesRaw(original: Method): Method {
+  return function execute(this: { session?: DrizzleBuilder['session'] }, ...args: unknown[]) {
+    let trail: Trail | undefined;
+    try {
+      trail = trailOf(stamp({}, this.session, execute));
+    } catch (err) {
+      internalErrorOccurred('drizzle execute', err);
+    }
+    const raw = withPreparing(trail, () => original.apply(this, args));
+    if (trail !== undefined && raw !== null && typeof raw === 'object') (raw as DrizzleBuilder)[TRAIL] = trail;
+    return raw;
+  };
+}
+
+function compiles(original: Method): Method {
+  return function sqlToQuery(this: unknown, sql: unknown, ...rest: unknown[]) {
+    if (preparing !== undefined) {
+      try {
+        collectParts(sql, preparing, new Set(), 0);
+      } catch (err) {
+        internalErrorOccurred('drizzle parts', err);
+      }
+    }
+    return original.call(this, sql, ...rest);
+  };
+}
+
+function tagsPrepared(original: Method): Method {
+  return function prepareQuery(this: unknown, ...args: unknown[]) {
+    const prepared = original.apply(this, args);
+    if (preparing !== undefined && prepared !== null && typeof prepared === 'object') (prepared as DrizzleBuilder)[TRAIL] = preparing;
+    return prepared;
+  };
+}
+
+function runs(original: Method): Method {
+  return function execute(this: DrizzleBuilder, ...args: unknown[]) {
+    const trail = trailOf(this);
+    if (trail === undefined) return original.apply(this, args);
+    return withExecutionOf(trail, () => original.apply(this, args));
+  };
+}

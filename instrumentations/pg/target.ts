@@ -1,0 +1,27 @@
+import type { DatabaseRef, DatabaseRegistry } from '../../src/database';
+
+/** A pg.Pool (options) or pg.Client (connectionParameters), as ORMs hold them. */
+interface PgEndpoint {
+  connectionParameters?: { host?: string; port?: number | string; database?: string };
+  options?: { host?: string; port?: number | string; database?: string; connectionString?: string };
+}
+
+/**
+ * The database a pg Pool or Client given to an ORM points at, as configured: what a query object
+ * built on it is bound to. Where it ran comes from the connection, later.
+ */
+export function pgTargetOf(endpoint: unknown, databases: DatabaseRegistry): DatabaseRef | undefined {
+  const { connectionParameters, options } = (endpoint ?? {}) as PgEndpoint;
+  if (connectionParameters) return databases.ref('postgresql', connectionParameters.host, connectionParameters.port, connectionParameters.database);
+  if (options === undefined) return undefined;
+  if (options.connectionString) {
+    try {
+      const url = new URL(options.connectionString);
+      return databases.ref('postgresql', url.hostname || options.host || 'localhost', url.port || options.port || 5432, decodeURIComponent(url.pathname.slice(1)) || options.database);
+    } catch {
+      return undefined;
+    }
+  }
+  // pg's own defaults, so that the binding names the same database as the connection will
+  return databases.ref('postgresql', options.host ?? process.env.PGHOST ?? 'localhost', options.port ?? process.env.PGPORT ?? 5432, options.database ?? process.env.PGDATABASE);
+}
