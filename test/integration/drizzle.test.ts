@@ -59,3 +59,14 @@ describe('drizzle-orm: the seed scenario', () => {
     expect(lock.attributes['error.type']).toBe('25006');
   });
 });
+
+describe('drizzle-orm: the ESM build', () => {
+  it('is instrumented in an ESM app started with --import querytrail/agent', async () => {
+    const run = await runFixture('drizzle-esm.mjs', { env: env(), nodeArgs: ['--import', 'querytrail/agent'] });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('[1,2,3]\n');
+    expect(run.spans.length).toBe(1);
+    expect(run.spans[0].attributes).toMatchObject({ 'querytrail.library': 'drizzle', 'querytrail.construction.file': path.join(FIXTURES, 'drizzle-esm.mjs'), 'querytrail.construction.line': 11 });
+    expect(hazardsOf(run.spans[0])).toEqual(['cross_database_query']);
+  });
+});
