@@ -1,6 +1,7 @@
 // One benchmark variant in its own process (patches are process-wide): the same SDK setup for every
 // variant — spans to a dropping exporter through a BatchSpanProcessor, metrics aggregated, a parent span
-// active — and a pg.Pool of 4 (knex: its own pool of 4) against the server in QT_BENCH_URL.
+// active — and pools of 4 (pg.Pool, knex's own, drizzle's pg.Pool) against the server in QT_BENCH_URL.
+// There is no OTel contrib drizzle instrumentation: for drizzle, "OTel contrib" is instrumentation-pg.
 const { variant, workloads, queries, warmup } = JSON.parse(process.argv[2]);
 const api = require('@opentelemetry/api');
 const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
@@ -17,9 +18,9 @@ const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricR
 api.metrics.setGlobalMeterProvider(meterProvider);
 
 if (variant.startsWith('querytrail')) {
-  const { configureQuerytrail, PgInstrumentation } = require('../dist/src/index.js');
+  const { configureQuerytrail, PgInstrumentation, KnexInstrumentation, DrizzleInstrumentation } = require('../dist/src/index.js');
   configureQuerytrail({ console: 'off', capture: variant === 'querytrail (capture all)' ? 'all' : 'auto' });
-  registerInstrumentations({ instrumentations: [new PgInstrumentation()] });
+  registerInstrumentations({ instrumentations: [new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation()] });
 } else if (variant === 'OTel contrib') {
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg');
   const { KnexInstrumentation } = require('@opentelemetry/instrumentation-knex');
@@ -28,8 +29,14 @@ if (variant.startsWith('querytrail')) {
 
 const pg = require('pg');
 const knex = require('knex');
+const { drizzle } = require('drizzle-orm/node-postgres');
+const { pgTable, integer, text } = require('drizzle-orm/pg-core');
+const { eq } = require('drizzle-orm');
 const pool = new pg.Pool({ connectionString: process.env.QT_BENCH_URL, max: 4 });
 const db = knex({ client: 'pg', connection: process.env.QT_BENCH_URL, pool: { min: 4, max: 4 } });
+const drizzlePool = new pg.Pool({ connectionString: process.env.QT_BENCH_URL, max: 4 });
+const ddb = drizzle({ client: drizzlePool });
+const items = pgTable('items', { id: integer('id').primaryKey(), name: text('name') });
 const tracer = api.trace.getTracer('bench');
 
 const WORKLOADS = {
@@ -37,6 +44,7 @@ const WORKLOADS = {
   'PK lookup': (i) => pool.query('SELECT id, name FROM items WHERE id = $1', [(i % 3) + 1]),
   // a builder per query, as apps write it: construction is on the measured path
   'knex PK lookup': (i) => db('items').select('id', 'name').where('id', (i % 3) + 1),
+  'drizzle PK lookup': (i) => ddb.select({ id: items.id, name: items.name }).from(items).where(eq(items.id, (i % 3) + 1)),
 };
 
 async function drive(run, count, concurrency) {
@@ -62,7 +70,7 @@ async function main() {
     }
     parent.end();
   });
-  await Promise.all([pool.end(), db.destroy()]);
+  await Promise.all([pool.end(), db.destroy(), drizzlePool.end()]);
   process.stdout.write(JSON.stringify(results));
   process.exit(0);
 }

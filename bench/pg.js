@@ -14,6 +14,8 @@ const WORKLOADS = [
   { name: 'PK lookup', concurrency: 8 },
   { name: 'knex PK lookup', concurrency: 1 },
   { name: 'knex PK lookup', concurrency: 8 },
+  { name: 'drizzle PK lookup', concurrency: 1 },
+  { name: 'drizzle PK lookup', concurrency: 8 },
 ];
 
 const median = (xs) => {

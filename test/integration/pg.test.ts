@@ -155,6 +155,16 @@ describe('pg: every API, one span each, and the app sees exactly what it sees wi
     expect(Object.keys(run.spans[0].attributes).some((k) => k.startsWith('db.query.parameter'))).toBe(false);
   });
 
+  it('records a span per new connection only when QUERYTRAIL_CONNECT_SPANS=true', async () => {
+    const without = await runFixture('pg-roles.js', { env: pair() });
+    expect(without.spans.filter((s) => s.name === 'connect')).toEqual([]);
+    const run = await runFixture('pg-roles.js', { env: { ...pair(), QUERYTRAIL_CONNECT_SPANS: 'true' } });
+    const connects = run.spans.filter((s) => s.name === 'connect');
+    expect(connects.length).toBeGreaterThanOrEqual(2); // at least one per pool
+    expect(new Set(connects.map((s) => s.attributes['server.port']))).toEqual(new Set([urlParts(topology().pair.primary).port, urlParts(topology().pair.standby).port]));
+    for (const span of connects) expect(span.kind).toBe('CLIENT');
+  });
+
   it('records parameter values only when QUERYTRAIL_RECORD_PARAMETERS=true', async () => {
     const run = await runFixture('pg-api.js', { env: { QT_PRIMARY: topology().primary, QUERYTRAIL_RECORD_PARAMETERS: 'true' } });
     expect(run.spans[0].attributes['db.query.parameter.0']).toBe('2');
