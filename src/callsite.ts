@@ -46,6 +46,10 @@ export class StackCapture {
     this.holder = holder;
   }
 
+  get isResolved(): boolean {
+    return this.holder === undefined;
+  }
+
   resolve(): CallSite | undefined {
     if (this.holder !== undefined) {
       const holder = this.holder;

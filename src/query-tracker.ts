@@ -4,6 +4,7 @@ import { resolveSite, SiteRef } from './callsite';
 import type { DatabaseRef, ServerFacts } from './database';
 import { internalErrorOccurred } from './guard';
 import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
+import { describeBinding } from './hazards/describe';
 import { HazardContext, HazardReporter, QueryTrailHazardError } from './report';
 import type { Runtime } from './runtime';
 import { currentScope, describeScope, Phase, phaseOf, routeOf, Scope } from './scope';
@@ -185,7 +186,7 @@ export class QueryTracker {
       return;
     }
     if (site) span.setAttributes(site.codeAttributes);
-    const construction = resolveSite(trail.site);
+    const construction = this.runtime.sites.siteForSpan(`${trail.library}\u0000${start.statement.text}`, trail.site);
     if (construction) span.setAttributes(construction.constructionAttributes);
   }
 
@@ -237,7 +238,5 @@ function partNamespaces(trail: Trail): string[] {
 }
 
 function describeDatabase(ref: DatabaseRef, role: string | undefined, how: string): string {
-  const where = `${ref.address ?? 'localhost'}:${ref.port ?? ''}/${ref.namespace ?? ''}`;
-  const name = ref.alias === where ? where : `${ref.alias} (${where})`;
-  return role ? `${name}, ${how} ${role}` : name;
+  return role ? `${describeBinding(ref)}, ${how} ${role}` : describeBinding(ref);
 }

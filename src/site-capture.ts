@@ -1,4 +1,4 @@
-import { CallSite, SiteRef, StackCapture } from './callsite';
+import { CallSite, resolveSite, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 
 /** A statement shape confirmed at one site this many times is then only re-checked every SAMPLE_EVERY runs. */
@@ -42,6 +42,23 @@ export class SiteCapture {
       known.sinceCheck = 0; // reset now: concurrent runs must not all sample before this one is learned
     }
     return new StackCapture(below);
+  }
+
+  /**
+   * The site of a query object for span attributes. Formatting a capture costs as much as taking it,
+   * so per (library, statement shape) captures are formatted until one site is confirmed, then one in
+   * 64; hazard messages always format their own capture.
+   */
+  siteForSpan(shape: string, ref: SiteRef | undefined): CallSite | undefined {
+    if (!(ref instanceof StackCapture) || ref.isResolved || this.policy !== 'auto') return resolveSite(ref);
+    const known = this.shapes.get(shape);
+    if (known !== undefined && !known.alwaysCapture && known.confirmed >= CONFIRMATIONS) {
+      if (++known.sinceCheck < SAMPLE_EVERY) return known.site;
+      known.sinceCheck = 0;
+    }
+    const site = ref.resolve();
+    this.learn(shape, ref, site);
+    return site;
   }
 
   /** Feeds back a capture once resolved (at span end), so the next runs can skip capturing. */
