@@ -22,7 +22,7 @@ export interface CallSite {
 }
 
 export function formatSite(site: CallSite | undefined): string {
-  return site ? `${site.file}:${site.line}:${site.column}` : 'an unknown site';
+  return site ? `${site.file}:${site.line}:${site.column}` : 'a site not recorded (QUERYTRAIL_CAPTURE)';
 }
 
 /**

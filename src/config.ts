@@ -2,7 +2,7 @@ import { DatabaseAlias, parseDatabaseAliases } from './database';
 import { HAZARD_CODES, HazardCode } from './hazards/types';
 
 /** When querytrail pays for a stack capture (docs/configuration.md). */
-export type CapturePolicy = 'auto' | 'all' | 'off';
+export type CapturePolicy = 'auto' | 'lean' | 'all' | 'off';
 export type ConsoleMode = 'warnings' | 'spans' | 'off';
 
 export interface QuerytrailConfig {
@@ -80,7 +80,7 @@ const SETTINGS: { [K in keyof QuerytrailConfig]?: { env: string; parse: (name: s
       }
     },
   },
-  capture: { env: 'QUERYTRAIL_CAPTURE', parse: (n, r) => oneOf(n, r, ['auto', 'all', 'off'] as const) },
+  capture: { env: 'QUERYTRAIL_CAPTURE', parse: (n, r) => oneOf(n, r, ['auto', 'lean', 'all', 'off'] as const) },
   strict: { env: 'QUERYTRAIL_STRICT', parse: strictCodes },
   exportFile: { env: 'QUERYTRAIL_EXPORT_FILE', parse: (_n, r) => r.trim() || undefined },
   console: { env: 'QUERYTRAIL_CONSOLE', parse: (n, r) => oneOf(n, r, ['warnings', 'spans', 'off'] as const) },

@@ -9,7 +9,7 @@ import { HazardContext, HazardReporter, QueryTrailHazardError } from './report';
 import type { Runtime } from './runtime';
 import { currentScope, describeScope, Phase, phaseOf, routeOf, Scope } from './scope';
 import type { StatementInfo } from './statement';
-import { executingTrail, Trail } from './trail';
+import { executingTrail, lineageRoot, Trail } from './trail';
 
 /** What a driver instrumentation knows when the app hands it a query. */
 export interface QueryStart {
@@ -218,6 +218,9 @@ export class QueryTracker {
       }
     }
     if (hazards.length) {
+      if (trail !== undefined && [trail, lineageRoot(trail), ...(trail.parts ?? [])].some((t) => t.site === undefined)) {
+        this.runtime.sites.captureConstructionsForAWhile();
+      }
       const context = (): HazardContext => ({
         bound: describeDatabase(execution.bound, execution.bound.declaredRole, 'declared'),
         ran: describeDatabase(execution.ran, start.server.role, 'server says'),

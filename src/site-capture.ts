@@ -1,10 +1,13 @@
 import { CallSite, resolveSite, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
+import type { Phase } from './scope';
 
 /** A statement shape confirmed at one site this many times is then only re-checked every SAMPLE_EVERY runs. */
 const CONFIRMATIONS = 3;
 const SAMPLE_EVERY = 64;
 const MAX_SHAPES = 10_000;
+/** Under `lean`, how long every construction is captured after a hazard lacked a site. */
+const ON_DEMAND_MS = 10 * 60_000;
 
 interface ShapeSites {
   site: CallSite | undefined;
@@ -20,16 +23,29 @@ interface ShapeSites {
  * For raw driver calls, a capture costs about half of what the whole OTel pg instrumentation adds per
  * query, and they repeat the same statement from the same place, so under `auto` each statement shape
  * is captured until it has been seen at one site three times, then re-checked on every 64th run; a
- * shape seen at two sites is captured every time.
+ * shape seen at two sites is captured every time. `lean` is `auto` with constructions captured on
+ * demand (see constructionSite).
  */
 export class SiteCapture {
   private readonly shapes = new Map<string, ShapeSites>();
+  private captureConstructionsUntil = 0;
 
   constructor(private readonly policy: CapturePolicy) {}
 
-  /** Called synchronously where a query object is built; `below` is querytrail's patched function. */
-  constructionSite(below: Function): SiteRef | undefined {
-    return this.policy === 'off' ? undefined : new StackCapture(below);
+  /**
+   * Called synchronously where a query object is built; `below` is querytrail's patched function.
+   * A capture costs ~20 µs here, so `lean` takes one at init (rare, and what init hazards name) and,
+   * in requests and jobs, only for a while after a hazard involved an object built without one.
+   */
+  constructionSite(below: Function, phase: Phase): SiteRef | undefined {
+    if (this.policy === 'off') return undefined;
+    if (this.policy === 'lean' && phase !== 'init' && Date.now() >= this.captureConstructionsUntil) return undefined;
+    return new StackCapture(below);
+  }
+
+  /** A hazard involved a query object whose construction site is unknown: record them for a while. */
+  captureConstructionsForAWhile(): void {
+    if (this.policy === 'lean') this.captureConstructionsUntil = Date.now() + ON_DEMAND_MS;
   }
 
   /** Called synchronously in the application's call into the driver; `below` is the driver entry point. */
@@ -50,7 +66,7 @@ export class SiteCapture {
    * 64; hazard messages always format their own capture.
    */
   siteForSpan(shape: string, ref: SiteRef | undefined): CallSite | undefined {
-    if (!(ref instanceof StackCapture) || ref.isResolved || this.policy !== 'auto') return resolveSite(ref);
+    if (!(ref instanceof StackCapture) || ref.isResolved || this.policy === 'all') return resolveSite(ref);
     const known = this.shapes.get(shape);
     if (known !== undefined && !known.alwaysCapture && known.confirmed >= CONFIRMATIONS) {
       if (++known.sinceCheck < SAMPLE_EVERY) return known.site;
@@ -63,7 +79,7 @@ export class SiteCapture {
 
   /** Feeds back a capture once resolved (at span end), so the next runs can skip capturing. */
   learn(shape: string, ref: SiteRef | undefined, site: CallSite | undefined): void {
-    if (this.policy !== 'auto' || !(ref instanceof StackCapture)) return;
+    if (this.policy === 'all' || !(ref instanceof StackCapture)) return;
     let known = this.shapes.get(shape);
     if (known === undefined) {
       if (this.shapes.size >= MAX_SHAPES) return;

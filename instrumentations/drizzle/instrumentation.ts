@@ -1,6 +1,7 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import { internalErrorOccurred } from '../../src/guard';
 import { getRuntime } from '../../src/runtime';
+import { currentScope, phaseOf } from '../../src/scope';
 import { addPart, createTrail, Trail, withExecutionOf } from '../../src/trail';
 import { VERSION } from '../../src/version';
 import { pgTargetOf } from '../pg/target';
@@ -24,7 +25,7 @@ function trailOf(object: unknown): Trail | undefined {
 function stamp<T>(object: T, session: DrizzleBuilder['session'], below: Function): T {
   try {
     const runtime = getRuntime();
-    (object as DrizzleBuilder)[TRAIL] = createTrail({ library: 'drizzle', site: runtime.sites.constructionSite(below), binding: pgTargetOf(session?.client, runtime.databases), kind: 'query' });
+    (object as DrizzleBuilder)[TRAIL] = createTrail({ library: 'drizzle', site: runtime.sites.constructionSite(below, phaseOf(currentScope())), binding: pgTargetOf(session?.client, runtime.databases), kind: 'query' });
   } catch (err) {
     internalErrorOccurred('drizzle construction', err);
   }

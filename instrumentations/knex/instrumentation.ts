@@ -2,6 +2,7 @@ import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentat
 import type { DatabaseRef } from '../../src/database';
 import { internalErrorOccurred } from '../../src/guard';
 import { getRuntime } from '../../src/runtime';
+import { currentScope, phaseOf } from '../../src/scope';
 import { addPart, createTrail, Trail, withExecutionOf } from '../../src/trail';
 import { VERSION } from '../../src/version';
 import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
@@ -29,7 +30,7 @@ function trailOf(object: unknown): Trail | undefined {
 /** Gives a newly built query object its trail; never lets an error reach the app. */
 function stamp<T extends KnexQueryObject>(object: T, kind: string, below: Function, parent?: Trail): T {
   try {
-    (object as KnexQueryObject)[TRAIL] = createTrail({ library: 'knex', site: getRuntime().sites.constructionSite(below), binding: bindingOf(object.client), parent, kind });
+    (object as KnexQueryObject)[TRAIL] = createTrail({ library: 'knex', site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())), binding: bindingOf(object.client), parent, kind });
   } catch (err) {
     internalErrorOccurred('knex construction', err);
   }

@@ -85,6 +85,19 @@ describe('knex: the seed scenario', () => {
     expect(span.attributes['db.response.status_code']).toBeUndefined(); // the server never answered it
   });
 
+  it('with QUERYTRAIL_CAPTURE=lean, detects on the first occurrence and names the request-built part from the next', async () => {
+    const run = await runFixture('knex-app.js', { env: { ...env(), QUERYTRAIL_CAPTURE: 'lean' }, args: ['/seed', '/seed'] });
+    expect(run.stdout).toBe('/seed 200 [1,2,3]\n/seed 200 [1,2,3]\n');
+    const [first, second] = inRoute(run.spans, 'GET /seed');
+    for (const span of [first, second]) {
+      expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
+      expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(9); // init constructions are always recorded
+    }
+    expect(event(first, 'cross_database_query')['querytrail.hazard.part.line']).toBeUndefined();
+    expect(event(first, 'cross_database_query')['querytrail.hazard.message']).toContain('a site not recorded (QUERYTRAIL_CAPTURE)');
+    expect(event(second, 'cross_database_query')['querytrail.hazard.part.line']).toBe(16);
+  });
+
   it('runs init-time queries without a hazard', async () => {
     const run = await runFixture('knex-app.js', { env: env(), args: [] });
     const init = run.spans.find((s) => String(s.attributes['db.query.text']).includes('at_init'))!;

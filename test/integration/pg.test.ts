@@ -194,7 +194,7 @@ describe('agent entry', () => {
   it('reports a bad setting in one line and keeps the default', async () => {
     const run = await runFixture('agent-twice.js', { env: { QT_PRIMARY: topology().primary, QUERYTRAIL_CAPTURE: 'sometimes', QUERYTRAIL_DATABASES: 'main' } });
     expect(run.code).toBe(0);
-    expect(run.stderr).toContain('querytrail: QUERYTRAIL_CAPTURE="sometimes" is not valid; accepted: auto, all, off; using the default\n');
+    expect(run.stderr).toContain('querytrail: QUERYTRAIL_CAPTURE="sometimes" is not valid; accepted: auto, lean, all, off; using the default\n');
     expect(run.stderr).toMatch(/querytrail: QUERYTRAIL_DATABASES: "main" is not alias=url; expected alias=postgres:\/\/host:port\/database\?role=primary\|replica, comma-separated; using the default\n/);
     expect(run.spans.length).toBe(1);
     expect(run.spans[0].attributes['code.line.number']).toBe(6);

@@ -77,6 +77,26 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(sites.executionSite('X', captureHere)).toBeInstanceOf(StackCapture);
   });
 
+  it('constructions: captured at init always; under lean, in requests only for a while after a hazard lacked a site', () => {
+    expect(new SiteCapture('auto').constructionSite(captureHere, 'request')).toBeInstanceOf(StackCapture);
+    const lean = new SiteCapture('lean');
+    expect(lean.constructionSite(captureHere, 'init')).toBeInstanceOf(StackCapture);
+    expect(lean.constructionSite(captureHere, 'request')).toBeUndefined();
+    expect(lean.constructionSite(captureHere, 'job')).toBeUndefined();
+    lean.captureConstructionsForAWhile();
+    expect(lean.constructionSite(captureHere, 'request')).toBeInstanceOf(StackCapture);
+    expect(new SiteCapture('off').constructionSite(captureHere, 'init')).toBeUndefined();
+  });
+
+  it('span attributes reuse a shape’s confirmed construction site instead of formatting each capture', () => {
+    const sites = new SiteCapture('auto');
+    const refs = Array.from({ length: 4 }, () => capture()); // one construction site, four objects
+    const first = refs.slice(0, 3).map((ref) => sites.siteForSpan('knex\u0000SELECT ?', ref));
+    expect(first.every((s) => s === first[0] && s?.file === __filename)).toBe(true);
+    expect(sites.siteForSpan('knex\u0000SELECT ?', refs[3])).toBe(first[0]);
+    expect(refs[3].isResolved).toBe(false); // not formatted
+  });
+
   it('off never captures; all always does', () => {
     expect(new SiteCapture('off').executionSite('X', captureHere)).toBeUndefined();
     const all = new SiteCapture('all');

@@ -43,7 +43,7 @@ describe('config from the environment', () => {
 
   it.each([
     ['QUERYTRAIL_ENABLED', 'maybe', 'accepted: true, false (or 1, 0)'],
-    ['QUERYTRAIL_CAPTURE', 'sometimes', 'accepted: auto, all, off'],
+    ['QUERYTRAIL_CAPTURE', 'sometimes', 'accepted: auto, lean, all, off'],
     ['QUERYTRAIL_CONSOLE', 'loud', 'accepted: warnings, spans, off'],
     ['QUERYTRAIL_STRICT', 'write_everywhere', 'names unknown hazard write_everywhere'],
     ['QUERYTRAIL_WARNINGS_PER_MINUTE', '-3', 'a whole number above 0'],
