@@ -19,7 +19,7 @@ api.metrics.setGlobalMeterProvider(meterProvider);
 
 if (variant.startsWith('querytrail')) {
   const { configureQuerytrail, PgInstrumentation, KnexInstrumentation, DrizzleInstrumentation } = require('../dist/src/index.js');
-  configureQuerytrail({ console: 'off', capture: variant === 'querytrail (capture all)' ? 'all' : 'auto' });
+  configureQuerytrail({ console: 'off', capture: variant === 'querytrail (lean)' ? 'lean' : 'auto' });
   registerInstrumentations({ instrumentations: [new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation()] });
 } else if (variant === 'OTel contrib') {
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg');

@@ -6,7 +6,7 @@ const path = require('node:path');
 const ROUNDS = Number(process.env.QT_BENCH_ROUNDS ?? 5);
 const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 10000);
 const WARMUP = Number(process.env.QT_BENCH_WARMUP ?? 3000);
-const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (capture all)'];
+const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (lean)'];
 const WORKLOADS = [
   { name: 'SELECT 1', concurrency: 1 },
   { name: 'SELECT 1', concurrency: 8 },
