@@ -1,17 +1,15 @@
 import * as path from 'node:path';
-import { ExportedSpan, FIXTURES, hazardsOf, runFixture, topology } from '../support/run-fixture';
+import { FIXTURES, hazardEvent as event, hazardsOf, runFixture, spansInRoute, topology } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'drizzle-app.js');
 const env = () => ({ QT_PRIMARY: topology().primary, QT_ANALYTICS: topology().analytics, QT_PAIR_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
-const querySpans = (spans: ExportedSpan[], route: string) => spans.filter((s) => s.attributes['querytrail.route'] === route);
-const event = (span: ExportedSpan, code: string) => span.events.find((e) => e.attributes['querytrail.hazard.code'] === code)!.attributes;
 
 describe('drizzle-orm: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
     const run = await runFixture('drizzle-app.js', { env: env(), args: ['/seed'] });
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n'); // the analytics sub-query ran on qt_app
-    const [span] = querySpans(run.spans, 'GET /seed');
+    const [span] = spansInRoute(run.spans, 'GET /seed');
     expect(span.attributes).toMatchObject({
       'querytrail.library': 'drizzle',
       'querytrail.construction.file': FIXTURE,
@@ -32,7 +30,7 @@ describe('drizzle-orm: the seed scenario', () => {
     const run = await runFixture('drizzle-app.js', { env: env(), args: ['/cte', '/execute'] });
     expect(run.stdout).toBe('/cte 200 [1,2,3]\n/execute 200 3\n');
     for (const route of ['GET /cte', 'GET /execute']) {
-      const [span] = querySpans(run.spans, route);
+      const [span] = spansInRoute(run.spans, route);
       expect(hazardsOf(span)).toEqual(['cross_database_query']);
       expect(event(span, 'cross_database_query')['querytrail.hazard.part.line']).toBe(route === 'GET /cte' ? 29 : 32);
     }
@@ -41,7 +39,7 @@ describe('drizzle-orm: the seed scenario', () => {
   it('finds nothing wrong in same-database sub-queries and transactions', async () => {
     const run = await runFixture('drizzle-app.js', { env: env(), args: ['/same-db', '/transaction'] });
     expect(run.stdout).toBe('/same-db 200 [1,2]\n/transaction 200 3\n');
-    const spans = [...querySpans(run.spans, 'GET /same-db'), ...querySpans(run.spans, 'GET /transaction')];
+    const spans = [...spansInRoute(run.spans, 'GET /same-db'), ...spansInRoute(run.spans, 'GET /transaction')];
     expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
     for (const span of spans) expect(hazardsOf(span)).toEqual([]);
     expect(run.stderr).toBe('');
@@ -51,10 +49,10 @@ describe('drizzle-orm: the seed scenario', () => {
     const run = await runFixture('drizzle-app.js', { env: env(), args: ['/pinned', '/lock'] });
     expect(run.stdout).toBe('/pinned 200 1\n/lock 500 {"name":"Error","code":"25006"}\n');
     const standbyPort = Number(new URL(topology().pair.standby).port);
-    const [pinned] = querySpans(run.spans, 'GET /pinned');
+    const [pinned] = spansInRoute(run.spans, 'GET /pinned');
     expect(pinned.attributes).toMatchObject({ 'querytrail.bound.port': standbyPort, 'querytrail.ran.port': standbyPort, 'querytrail.ran.role': 'replica', 'querytrail.construction.line': 16 });
     expect(event(pinned, 'init_query_in_request')['querytrail.hazard.message']).toMatch(/drizzle-app\.js:16:\d+ runs in request GET \/pinned, .* bound to 127\.0\.0\.1:\d+\/qt_app since then/);
-    const [lock] = querySpans(run.spans, 'GET /lock');
+    const [lock] = spansInRoute(run.spans, 'GET /lock');
     expect(hazardsOf(lock)).toEqual(['write_on_replica']);
     expect(lock.attributes['error.type']).toBe('25006');
   });

@@ -1,10 +1,8 @@
 import * as path from 'node:path';
-import { ExportedSpan, FIXTURES, hazardsOf, runFixture, topology } from '../support/run-fixture';
+import { FIXTURES, hazardEvent as event, hazardsOf, runFixture, spansInRoute, topology } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'knex-app.js');
 const env = () => ({ QT_PRIMARY: topology().primary, QT_ANALYTICS: topology().analytics });
-const inRoute = (spans: ExportedSpan[], route: string) => spans.filter((s) => s.attributes['querytrail.route'] === route);
-const event = (span: ExportedSpan, code: string) => span.events.find((e) => e.attributes['querytrail.hazard.code'] === code)!.attributes;
 
 describe('knex: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
@@ -12,7 +10,7 @@ describe('knex: the seed scenario', () => {
     expect(run.code).toBe(0);
     // knex compiled the analytics sub-query into SQL for qt_app: ids of qt_app, not analytics' [3]
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n');
-    const [span] = inRoute(run.spans, 'GET /seed');
+    const [span] = spansInRoute(run.spans, 'GET /seed');
     expect(span.attributes).toMatchObject({
       'querytrail.library': 'knex',
       'querytrail.construction.file': FIXTURE,
@@ -49,7 +47,7 @@ describe('knex: the seed scenario', () => {
   it('finds nothing wrong in same-database sub-queries and transactions', async () => {
     const run = await runFixture('knex-app.js', { env: env(), args: ['/same-db', '/transaction'] });
     expect(run.stdout).toBe('/same-db 200 [1,2]\n/transaction 200 3\n');
-    const spans = [...inRoute(run.spans, 'GET /same-db'), ...inRoute(run.spans, 'GET /transaction')];
+    const spans = [...spansInRoute(run.spans, 'GET /same-db'), ...spansInRoute(run.spans, 'GET /transaction')];
     expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
     for (const span of spans) expect(hazardsOf(span)).toEqual([]);
     expect(run.stderr).toBe('');
@@ -60,7 +58,7 @@ describe('knex: the seed scenario', () => {
   it('says that knex re-bound an embedded raw to the outer database for good', async () => {
     const run = await runFixture('knex-app.js', { env: env(), args: ['/raw'] });
     expect(run.stdout).toBe('/raw 200 {"embedded":[1,2,3],"alone":[1,2,3]}\n');
-    const [embedded, alone] = inRoute(run.spans, 'GET /raw');
+    const [embedded, alone] = spansInRoute(run.spans, 'GET /raw');
     expect(event(embedded, 'cross_database_query')['querytrail.hazard.message']).toMatch(
       /embeds a raw fragment built at .*knex-app\.js:10:\d+ for .*qt_analytics.* Knex has also re-bound that raw fragment to .*qt_app for good: run alone later, it queries .*qt_app\./,
     );
@@ -71,7 +69,7 @@ describe('knex: the seed scenario', () => {
 
   it('flags a query object cached across requests', async () => {
     const run = await runFixture('knex-app.js', { env: env(), args: ['/cached', '/cached'] });
-    const [first, second] = inRoute(run.spans, 'GET /cached');
+    const [first, second] = spansInRoute(run.spans, 'GET /cached');
     expect(hazardsOf(first)).toEqual([]);
     expect(hazardsOf(second)).toEqual(['cross_request_reuse']);
     expect(event(second, 'cross_request_reuse')['querytrail.hazard.line']).toBe(36);
@@ -80,7 +78,7 @@ describe('knex: the seed scenario', () => {
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
     const run = await runFixture('knex-app.js', { env: { ...env(), QUERYTRAIL_STRICT: 'cross_database_query' }, args: ['/seed', '/same-db'] });
     expect(run.stdout).toBe('/seed 500 {"name":"QueryTrailHazardError","code":"cross_database_query"}\n/same-db 200 [1,2]\n');
-    const [span] = inRoute(run.spans, 'GET /seed');
+    const [span] = spansInRoute(run.spans, 'GET /seed');
     expect(span.attributes['error.type']).toBe('QueryTrailHazardError');
     expect(span.attributes['db.response.status_code']).toBeUndefined(); // the server never answered it
   });
@@ -88,7 +86,7 @@ describe('knex: the seed scenario', () => {
   it('with QUERYTRAIL_CAPTURE=lean, detects on the first occurrence and names the request-built part from the next', async () => {
     const run = await runFixture('knex-app.js', { env: { ...env(), QUERYTRAIL_CAPTURE: 'lean' }, args: ['/seed', '/seed'] });
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n/seed 200 [1,2,3]\n');
-    const [first, second] = inRoute(run.spans, 'GET /seed');
+    const [first, second] = spansInRoute(run.spans, 'GET /seed');
     for (const span of [first, second]) {
       expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
       expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(9); // init constructions are always recorded
@@ -101,7 +99,7 @@ describe('knex: the seed scenario', () => {
   it('runs init-time queries without a hazard', async () => {
     const run = await runFixture('knex-app.js', { env: env(), args: [] });
     const init = run.spans.find((s) => String(s.attributes['db.query.text']).includes('at_init'))!;
-    expect(init.attributes).toMatchObject({ 'querytrail.library': 'knex', 'querytrail.execution.phase': 'init', 'querytrail.construction.line': 52 });
+    expect(init.attributes).toMatchObject({ 'querytrail.library': 'knex', 'querytrail.execution.phase': 'init', 'querytrail.construction.line': 42 });
     expect(hazardsOf(init)).toEqual([]);
   });
 });

@@ -92,6 +92,15 @@ export function runFixture(fixture: string, options: FixtureOptions = {}): Promi
   });
 }
 
+export function spansInRoute(spans: ExportedSpan[], route: string): ExportedSpan[] {
+  return spans.filter((s) => s.attributes['querytrail.route'] === route);
+}
+
+/** The attributes of a span's hazard event with this code. */
+export function hazardEvent(span: ExportedSpan, code: string): Record<string, unknown> {
+  return span.events.find((e) => e.attributes['querytrail.hazard.code'] === code)!.attributes;
+}
+
 export function hazardsOf(span: ExportedSpan): string[] {
   return span.events.filter((e) => e.name === 'querytrail.hazard').map((e) => String(e.attributes['querytrail.hazard.code']));
 }
