@@ -59,7 +59,7 @@ export interface TrackedQuery {
 export class QueryTracker {
   private histogram: Histogram | undefined;
   private readonly reporter: HazardReporter;
-  /** One entry per statement shape: the last combination it ran with (see spanAttributes). */
+  /** One entry per statement shape: the last combination it ran with (see memoFor). */
   private readonly attributeMemo = new WeakMap<StatementInfo, AttributeMemo>();
 
   constructor(

@@ -1,7 +1,10 @@
 import type { DatabaseRef, DatabaseRegistry } from '../../src/database';
 
+const TARGET = Symbol('querytrail.pg.target');
+
 /** A pg.Pool (options) or pg.Client (connectionParameters), as ORMs hold them. */
 interface PgEndpoint {
+  [TARGET]?: DatabaseRef;
   connectionParameters?: { host?: string; port?: number | string; database?: string };
   options?: { host?: string; port?: number | string; database?: string; connectionString?: string };
 }
@@ -11,7 +14,17 @@ interface PgEndpoint {
  * built on it is bound to. Where it ran comes from the connection, later.
  */
 export function pgTargetOf(endpoint: unknown, databases: DatabaseRegistry): DatabaseRef | undefined {
-  const { connectionParameters, options } = (endpoint ?? {}) as PgEndpoint;
+  if (endpoint === null || typeof endpoint !== 'object') return undefined;
+  // Builders are made per query; the pool they point at is not: look it up once per Pool or Client.
+  const cached = (endpoint as PgEndpoint)[TARGET];
+  if (cached !== undefined) return cached;
+  const target = targetOf(endpoint as PgEndpoint, databases);
+  if (target !== undefined) (endpoint as PgEndpoint)[TARGET] = target;
+  return target;
+}
+
+function targetOf(endpoint: PgEndpoint, databases: DatabaseRegistry): DatabaseRef | undefined {
+  const { connectionParameters, options } = endpoint;
   if (connectionParameters) return databases.ref('postgresql', connectionParameters.host, connectionParameters.port, connectionParameters.database);
   if (options === undefined) return undefined;
   if (options.connectionString) {
