@@ -20,10 +20,10 @@ api.metrics.setGlobalMeterProvider(meterProvider);
 // Apps build and run their queries inside requests or jobs; querytrail's policies depend on that.
 let inScope = (fn) => fn();
 if (variant.startsWith('querytrail')) {
-  const { configureQuerytrail, PgInstrumentation, KnexInstrumentation, DrizzleInstrumentation, runInJob } = require('../dist/src/index.js');
+  const { configureQuerytrail, PgInstrumentation, KnexInstrumentation, DrizzleInstrumentation, KyselyInstrumentation, runInJob } = require('../dist/src/index.js');
   inScope = (fn) => runInJob('bench', fn);
   configureQuerytrail({ console: 'off', capture: variant === 'querytrail (lean)' ? 'lean' : 'auto' });
-  registerInstrumentations({ instrumentations: [new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation()] });
+  registerInstrumentations({ instrumentations: [new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation(), new KyselyInstrumentation()] });
 } else if (variant === 'OTel contrib') {
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg');
   const { KnexInstrumentation } = require('@opentelemetry/instrumentation-knex');
@@ -40,6 +40,9 @@ const db = knex({ client: 'pg', connection: process.env.QT_BENCH_URL, pool: { mi
 const drizzlePool = new pg.Pool({ connectionString: process.env.QT_BENCH_URL, max: 4 });
 const ddb = drizzle({ client: drizzlePool });
 const items = pgTable('items', { id: integer('id').primaryKey(), name: text('name') });
+const { Kysely, PostgresDialect } = require('kysely');
+const kyselyPool = new pg.Pool({ connectionString: process.env.QT_BENCH_URL, max: 4 });
+const kdb = new Kysely({ dialect: new PostgresDialect({ pool: kyselyPool }) });
 const tracer = api.trace.getTracer('bench');
 
 const WORKLOADS = {
@@ -48,6 +51,7 @@ const WORKLOADS = {
   // a builder per query, as apps write it: construction is on the measured path
   'knex PK lookup': (i) => db('items').select('id', 'name').where('id', (i % 3) + 1),
   'drizzle PK lookup': (i) => ddb.select({ id: items.id, name: items.name }).from(items).where(eq(items.id, (i % 3) + 1)),
+  'kysely PK lookup': (i) => kdb.selectFrom('items').select(['id', 'name']).where('id', '=', (i % 3) + 1).execute(),
 };
 
 async function drive(run, count, concurrency) {
@@ -73,7 +77,7 @@ async function main() {
     }
     parent.end();
   });
-  await Promise.all([pool.end(), db.destroy(), drizzlePool.end()]);
+  await Promise.all([pool.end(), db.destroy(), drizzlePool.end(), kdb.destroy()]);
   process.stdout.write(JSON.stringify(results));
   process.exit(0);
 }

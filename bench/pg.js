@@ -1,5 +1,6 @@
-// npm run bench: bare pg and knex vs + querytrail vs + the OTel contrib instrumentations (pg, knex).
+// npm run bench: bare pg and the query builders vs + querytrail vs + the OTel contrib instrumentations.
 // Each round runs every variant once, in a shuffled order, each in a fresh process; medians over rounds.
+// QT_BENCH_WORKLOADS="kysely PK lookup,PK lookup" runs only the workloads named (all concurrencies).
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 
@@ -7,7 +8,7 @@ const ROUNDS = Number(process.env.QT_BENCH_ROUNDS ?? 5);
 const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 10000);
 const WARMUP = Number(process.env.QT_BENCH_WARMUP ?? 3000);
 const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (lean)'];
-const WORKLOADS = [
+const ALL_WORKLOADS = [
   { name: 'SELECT 1', concurrency: 1 },
   { name: 'SELECT 1', concurrency: 8 },
   { name: 'PK lookup', concurrency: 1 },
@@ -16,7 +17,12 @@ const WORKLOADS = [
   { name: 'knex PK lookup', concurrency: 8 },
   { name: 'drizzle PK lookup', concurrency: 1 },
   { name: 'drizzle PK lookup', concurrency: 8 },
+  { name: 'kysely PK lookup', concurrency: 1 },
+  { name: 'kysely PK lookup', concurrency: 8 },
 ];
+const chosen = process.env.QT_BENCH_WORKLOADS?.split(',').map((name) => name.trim());
+const WORKLOADS = chosen ? ALL_WORKLOADS.filter((w) => chosen.includes(w.name)) : ALL_WORKLOADS;
+if (WORKLOADS.length === 0) throw new Error(`QT_BENCH_WORKLOADS names none of: ${[...new Set(ALL_WORKLOADS.map((w) => w.name))].join(', ')}`);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -4,6 +4,9 @@ export type Method = (this: any, ...args: any[]) => any; // eslint-disable-line 
 export type Proto = Record<string, Method>;
 export type ClassExports = Record<string, { prototype: Proto } | undefined> & { prototype?: Proto };
 
+/** On a replaced export: what it replaced, to put back on unpatch. */
+const REPLACED = Symbol('querytrail.replaced');
+
 /**
  * ORM instrumentations patch methods of classes inside a library's own files (builders, compilers,
  * runners). This base wires a file's classes to wrappers, and unwraps whatever it wrapped.
@@ -19,6 +22,10 @@ export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> 
         return exports;
       },
       (exports: ClassExports | undefined) => {
+        for (const [key, value] of Object.entries(exports ?? {})) {
+          const original = (value as { [REPLACED]?: unknown } | undefined)?.[REPLACED];
+          if (original !== undefined) (exports as Record<string, unknown>)[key] = original;
+        }
         for (const target of [exports, ...Object.values(exports ?? {})]) {
           const proto = (target as { prototype?: Proto } | undefined)?.prototype;
           if (proto === undefined) continue;
@@ -34,5 +41,19 @@ export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> 
     if (proto === undefined || !Object.prototype.hasOwnProperty.call(proto, name)) return;
     if (isWrapped(proto[name])) this._unwrap(proto, name);
     this._wrap(proto, name, wrapper);
+  }
+
+  /**
+   * Replaces a function or class a file exports, for what cannot be reached on a prototype (a class's
+   * constructor, a module-level factory). Callers inside the library see it only where they read the
+   * export at call time: CommonJS `(0, mod_1.fn)()`, and ESM live bindings under the OTel loader hook.
+   */
+  protected replaceExport(exports: ClassExports, name: string, replacement: (original: any) => unknown): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const current = (exports as Record<string, unknown>)[name] as { [REPLACED]?: unknown } | undefined;
+    if (typeof current !== 'function') return;
+    const original = current[REPLACED] ?? current;
+    const replaced = replacement(original) as { [REPLACED]?: unknown };
+    replaced[REPLACED] = original;
+    (exports as Record<string, unknown>)[name] = replaced;
   }
 }

@@ -14,6 +14,7 @@ import { metricReadersFromEnv, spanProcessorsFromEnv } from '../exporters/otel';
 import { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';
 import { DrizzleInstrumentation } from '../instrumentations/drizzle/instrumentation';
 import { KnexInstrumentation } from '../instrumentations/knex/instrumentation';
+import { KyselyInstrumentation } from '../instrumentations/kysely/instrumentation';
 import { PgInstrumentation } from '../instrumentations/pg/instrumentation';
 import { configureQuerytrail } from './index';
 
@@ -40,7 +41,7 @@ function start(): Agent | undefined {
   metrics.setGlobalMeterProvider(meterProvider);
 
   // querytrail's HTTP scope first: its emit wrapper then runs inside the OTel HTTP span's context.
-  const instrumentations: InstrumentationBase[] = [new HttpScopeInstrumentation(), new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation()];
+  const instrumentations: InstrumentationBase[] = [new HttpScopeInstrumentation(), new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation(), new KyselyInstrumentation()];
   const disabled = new Set((env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()));
   if (!disabled.has('http')) {
     const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');

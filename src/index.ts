@@ -9,6 +9,8 @@ export { DrizzleInstrumentation } from '../instrumentations/drizzle/instrumentat
 export type { DrizzleInstrumentationConfig } from '../instrumentations/drizzle/types';
 export { KnexInstrumentation } from '../instrumentations/knex/instrumentation';
 export type { KnexInstrumentationConfig } from '../instrumentations/knex/types';
+export { KyselyInstrumentation } from '../instrumentations/kysely/instrumentation';
+export type { KyselyInstrumentationConfig } from '../instrumentations/kysely/types';
 export { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';
 export { JsonLinesSpanProcessor } from '../exporters/jsonl';
 export { ConsoleSpanProcessor, ConsoleWarnings } from '../exporters/console';

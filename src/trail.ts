@@ -15,7 +15,8 @@ export interface Trail {
   /** Request or job id; undefined at init. */
   readonly scopeId: number | undefined;
   readonly createdAt: number;
-  readonly binding: DatabaseRef | undefined;
+  /** Set at construction; kysely hides it until the builder first compiles, and sets it then. */
+  binding: DatabaseRef | undefined;
   /** The object this one was derived from (a clone, a chained builder). */
   readonly parent: Trail | undefined;
   /** Query objects compiled into this one (sub-queries, raw fragments), recorded when compiled. */
@@ -61,10 +62,21 @@ export function addPart(trail: Trail, part: Trail): void {
 }
 
 const EXECUTION_KEY = createContextKey('querytrail.execution');
+const EXECUTION_SITE_KEY = createContextKey('querytrail.execution.site');
 
-/** The ORM layer marks which query object is running; the driver layer, which knows the connection, reads it. */
-export function withExecutionOf<T>(trail: Trail, fn: () => T): T {
-  return context.with(context.active().setValue(EXECUTION_KEY, trail), fn);
+/**
+ * The ORM layer marks which query object is running; the driver layer, which knows the connection,
+ * reads it. ORMs that reach the driver only after their own awaits take the execution site where the
+ * app called them, while it is still on the stack.
+ */
+export function withExecutionOf<T>(trail: Trail, fn: () => T, site?: SiteRef): T {
+  let ctx = context.active().setValue(EXECUTION_KEY, trail);
+  if (site !== undefined) ctx = ctx.setValue(EXECUTION_SITE_KEY, site);
+  return context.with(ctx, fn);
+}
+
+export function executingSite(ctx: Context = context.active()): SiteRef | undefined {
+  return ctx.getValue(EXECUTION_SITE_KEY) as SiteRef | undefined;
 }
 
 export function executingTrail(ctx: Context = context.active()): Trail | undefined {

@@ -5,7 +5,7 @@ import { guarded, internalErrorOccurred } from '../../src/guard';
 import { QueryTracker, TrackedQuery } from '../../src/query-tracker';
 import { getRuntime } from '../../src/runtime';
 import { analyzeStatement, StatementInfo } from '../../src/statement';
-import { executingTrail } from '../../src/trail';
+import { executingSite, executingTrail } from '../../src/trail';
 import { VERSION } from '../../src/version';
 import { serverFactsOf, watchServerRole } from './server-role';
 import type { PgCallback, PgClient, PgInstrumentationConfig, PgSubmittable } from './types';
@@ -187,8 +187,8 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
     const pending = ctx.getValue(POOL_QUERY) as PoolQuery | undefined;
     const fromPool = pending !== undefined && pending.text === text;
     const statement = fromPool ? pending.statement : analyzeStatement(text, 'postgresql');
-    // An ORM runs its queries after its own awaits: no application frame is left to capture.
-    const site = fromPool ? pending.site : executingTrail(ctx) === undefined ? runtime.sites.executionSite(statement.text, below) : undefined;
+    // An ORM runs its queries after its own awaits: no application frame is left to capture here.
+    const site = fromPool ? pending.site : executingTrail(ctx) === undefined ? runtime.sites.executionSite(statement.text, below) : executingSite(ctx);
     return this.getTracker().start({
       library: 'pg',
       statement,

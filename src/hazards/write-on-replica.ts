@@ -1,16 +1,20 @@
-import { formatSite } from '../callsite';
+import { formatSite, resolveSite } from '../callsite';
+import { describeTrail } from './describe';
 import type { HazardRule } from './types';
 
 /** A write sent to a server in recovery: PostgreSQL will answer SQLSTATE 25006 (read-only transaction). */
-export const writeOnReplica: HazardRule = (_trail, execution) => {
+export const writeOnReplica: HazardRule = (trail, execution) => {
   if (!execution.statement.isWrite || execution.server.role !== 'replica') return undefined;
-  const site = execution.executionSite();
+  const executed = execution.executionSite();
+  // An ORM that ran it after its own awaits left no execution site: the query object's is the next best.
+  const site = executed ?? resolveSite(trail?.site);
+  const where = executed === undefined && trail !== undefined ? `(${describeTrail(trail)})` : `at ${formatSite(site)}`;
   return {
     code: 'write_on_replica',
     severity: 'error',
     site,
     message:
-      `${execution.statement.summary} at ${formatSite(site)} was sent to ${execution.ran.alias}, a replica ` +
+      `${execution.statement.summary} ${where} was sent to ${execution.ran.alias}, a replica ` +
       `(${execution.server.roleEvidence}), where it fails with SQLSTATE 25006; send this write to the primary.`,
     attributes: { 'querytrail.hazard.expected_sqlstate': '25006' },
   };

@@ -41,6 +41,14 @@ describe('write_on_replica', () => {
   it('counts locking reads as writes', () => {
     expect(writeOnReplica(undefined, execution('SELECT * FROM items FOR UPDATE', 'db2', 'replica'))?.code).toBe('write_on_replica');
   });
+
+  it("names the query object's construction site when the ORM left no execution site", () => {
+    const built = internSite('/app/models/lock.js', 9, 3);
+    const trail = createTrail({ library: 'knex', site: built });
+    const hazard = writeOnReplica(trail, { ...execution('SELECT * FROM items FOR UPDATE', 'db2', 'replica'), executionSite: () => undefined })!;
+    expect(hazard.site).toBe(built);
+    expect(hazard.message).toMatch(/^SELECT items \(the knex query built at init at \/app\/models\/lock\.js:9:3\) was sent to ro, a replica/);
+  });
 });
 
 describe('bound_ran_mismatch', () => {

@@ -1,0 +1,221 @@
+import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
+import type { SiteRef } from '../../src/callsite';
+import type { DatabaseRef } from '../../src/database';
+import { internalErrorOccurred } from '../../src/guard';
+import { getRuntime } from '../../src/runtime';
+import { currentScope, phaseOf } from '../../src/scope';
+import { analyzeStatement } from '../../src/statement';
+import { createTrail, Trail, withExecutionOf } from '../../src/trail';
+import { VERSION } from '../../src/version';
+import { pgTargetOf } from '../pg/target';
+import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
+import type { KyselyCompiledQuery, KyselyExecutor, KyselyInstrumentationConfig, KyselyNode, KyselyPostgresDialectConfig } from './types';
+
+const TRAIL = Symbol('querytrail.kysely.trail');
+const VERSIONS = ['>=0.28.0 <0.29'];
+
+/** The QueryCreator methods that start a query; chained builders keep the root's query id. */
+const ROOT_BUILDERS = ['selectFrom', 'selectNoFrom', 'insertInto', 'replaceInto', 'deleteFrom', 'updateTable', 'mergeInto'];
+
+/**
+ * The trail of the query object being created: set by the patched entry points (a QueryCreator method,
+ * the `sql` tag), taken by the next `createQueryId()` — the first thing each of them evaluates. Query ids
+ * created elsewhere (the driver's `begin`, expression-builder sub-queries) get no trail.
+ */
+let creating: Trail | undefined;
+
+/** Every `new Kysely()` gets a fresh adapter from its dialect: adapter → the pool the dialect was given. */
+const adapterBindings = new WeakMap<object, DatabaseRef | undefined>();
+const executorBindings = new WeakMap<object, DatabaseRef | null>();
+
+/**
+ * The trail of an operation node a builder produced: for a part, found in the outer query's tree; for
+ * a compiled query, the trail with the parts found while it compiled.
+ */
+const nodeTrails = new WeakMap<object, Trail>();
+
+/** Nodes that hold values, not sub-trees: never walked (a bulk insert has thousands). */
+const VALUE_NODES = new Set(['ValueNode', 'PrimitiveValueListNode', 'IdentifierNode', 'ColumnNode', 'TableNode', 'SchemableIdentifierNode', 'ReferenceNode']);
+
+function trailOf(queryId: unknown): Trail | undefined {
+  return queryId !== null && typeof queryId === 'object' ? ((queryId as { [TRAIL]?: Trail })[TRAIL]) : undefined;
+}
+
+function bindingOf(executor: KyselyExecutor): DatabaseRef | undefined {
+  let ref = executorBindings.get(executor);
+  if (ref === undefined) {
+    try {
+      ref = adapterBindings.get(executor.adapter) ?? null;
+    } catch {
+      ref = null; // the no-op executor of free-standing expressions throws: bound to nothing
+    }
+    executorBindings.set(executor, ref);
+  }
+  return ref ?? undefined;
+}
+
+/** The query objects embedded in a node tree (sub-queries, CTEs, builders in expressions). */
+function partsIn(node: KyselyNode, parts: Trail[] | undefined, depth: number): Trail[] | undefined {
+  if (depth > 64) return parts;
+  for (const key in node) {
+    const value = node[key];
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (const item of value) if (item !== null && typeof item === 'object') parts = visit(item as KyselyNode, parts, depth);
+    } else {
+      parts = visit(value as KyselyNode, parts, depth);
+    }
+  }
+  return parts;
+}
+
+function visit(node: KyselyNode, parts: Trail[] | undefined, depth: number): Trail[] | undefined {
+  if (typeof node.kind !== 'string' || VALUE_NODES.has(node.kind)) return parts;
+  const part = nodeTrails.get(node);
+  if (part === undefined) return partsIn(node, parts, depth + 1);
+  if (!parts?.includes(part)) (parts ??= []).push(part);
+  return parts;
+}
+
+/**
+ * kysely 0.28 with PostgresDialect (and kysely-replication over it), CommonJS and ESM builds: a trail for
+ * every query started from a Kysely instance, a transaction or `sql`, shared by the builders chained
+ * from it (they keep its query id); bound to the pool given to the dialect; parts found in the node
+ * tree as the query compiles; the trail handed to the pg span while the executor runs it — so where
+ * kysely-replication sent it is reported by the connection, truthfully.
+ */
+export class KyselyInstrumentation extends PrototypeInstrumentation<KyselyInstrumentationConfig> {
+  constructor(config: KyselyInstrumentationConfig = {}) {
+    super('querytrail-kysely', VERSION, config);
+  }
+
+  protected override init() {
+    const files = (format: string) => [
+      this.patchFile(`kysely/dist/${format}/util/query-id.js`, VERSIONS, (e: ClassExports) => this.replaceExport(e, 'createQueryId', takesCreatingTrail)),
+      this.patchFile(`kysely/dist/${format}/query-creator.js`, VERSIONS, (e: ClassExports) => {
+        for (const name of ROOT_BUILDERS) this.wrapMethod(e.QueryCreator, name, (original) => creates(original, 'query'));
+      }),
+      this.patchFile(`kysely/dist/${format}/raw-builder/sql.js`, VERSIONS, (e: ClassExports) =>
+        this.replaceExport(e, 'sql', (original: Method) => Object.assign(creates(original, 'raw query'), original)),
+      ),
+      this.patchFile(`kysely/dist/${format}/dialect/postgres/postgres-dialect.js`, VERSIONS, (e: ClassExports) => this.replaceExport(e, 'PostgresDialect', keepsPool)),
+      this.patchFile(`kysely/dist/${format}/query-executor/query-executor-base.js`, VERSIONS, (e: ClassExports) => {
+        this.wrapMethod(e.QueryExecutorBase, 'transformQuery', transforms);
+        this.wrapMethod(e.QueryExecutorBase, 'executeQuery', runs);
+        this.wrapMethod(e.QueryExecutorBase, 'stream', streams);
+      }),
+    ];
+    return [new InstrumentationNodeModuleDefinition('kysely', VERSIONS, undefined, undefined, [...files('cjs'), ...files('esm')])];
+  }
+}
+
+function takesCreatingTrail(original: () => object) {
+  return function createQueryId(): object {
+    const queryId = original();
+    if (creating !== undefined) {
+      (queryId as { [TRAIL]?: Trail })[TRAIL] = creating;
+      creating = undefined;
+    }
+    return queryId;
+  };
+}
+
+function creates(original: Method, kind: string): Method {
+  return function create(this: unknown, ...args: unknown[]) {
+    const previous = creating;
+    try {
+      creating = createTrail({ library: 'kysely', site: getRuntime().sites.constructionSite(create, phaseOf(currentScope())), kind });
+    } catch (err) {
+      internalErrorOccurred('kysely construction', err);
+    }
+    try {
+      return original.apply(this, args);
+    } finally {
+      creating = previous;
+    }
+  };
+}
+
+/** PostgresDialect keeps its config private: a subclass keeps the pool, and maps each adapter to it. */
+function keepsPool(Original: new (config: KyselyPostgresDialectConfig) => { createAdapter(): object }) {
+  const pools = new WeakMap<object, unknown>();
+  return class PostgresDialect extends Original {
+    constructor(config: KyselyPostgresDialectConfig) {
+      super(config);
+      pools.set(this, config?.pool);
+    }
+
+    override createAdapter(): object {
+      const adapter = super.createAdapter();
+      try {
+        // A pool given as a function is created at the first query: such instances stay unbound.
+        adapterBindings.set(adapter, pgTargetOf(pools.get(this), getRuntime().databases));
+      } catch (err) {
+        internalErrorOccurred('kysely binding', err);
+      }
+      return adapter;
+    }
+  };
+}
+
+/**
+ * Every builder turns into a node through its own executor, whether it compiles or is embedded in
+ * another query: the executor says what it is bound to, and the node it returns marks it as a part.
+ */
+function transforms(original: Method): Method {
+  return function transformQuery(this: KyselyExecutor, node: KyselyNode, queryId: unknown, ...rest: unknown[]) {
+    const trail = trailOf(queryId);
+    if (trail === undefined) return original.call(this, node, queryId, ...rest);
+    let parts: Trail[] | undefined;
+    try {
+      // raw `sql` is bound to nothing: it runs on whichever instance executes it
+      if (trail.binding === undefined && node.kind !== 'RawNode') trail.binding = bindingOf(this);
+      parts = partsIn(node, undefined, 0);
+    } catch (err) {
+      internalErrorOccurred('kysely parts', err);
+    }
+    const transformed = original.call(this, node, queryId, ...rest);
+    // this compilation's parts: a chain shares the root's trail, and may be compiled with other parts elsewhere
+    if (transformed !== null && typeof transformed === 'object') nodeTrails.set(transformed, parts === undefined ? trail : { ...trail, parts });
+    return transformed;
+  };
+}
+
+function executionTrailOf(compiledQuery: KyselyCompiledQuery | undefined): Trail | undefined {
+  return compiledQuery === undefined ? undefined : (nodeTrails.get(compiledQuery.query) ?? trailOf(compiledQuery.queryId));
+}
+
+/** Called synchronously from the app's `.execute()`: the last moment its frame is on the stack. */
+function executionSiteOf(compiledQuery: KyselyCompiledQuery, below: Function): SiteRef | undefined {
+  try {
+    return getRuntime().sites.executionSite(analyzeStatement(compiledQuery.sql, 'postgresql').text, below);
+  } catch (err) {
+    internalErrorOccurred('kysely execution site', err);
+    return undefined;
+  }
+}
+
+function runs(original: Method): Method {
+  return function executeQuery(this: unknown, compiledQuery: KyselyCompiledQuery, ...rest: unknown[]) {
+    const trail = executionTrailOf(compiledQuery);
+    if (trail === undefined) return original.call(this, compiledQuery, ...rest);
+    return withExecutionOf(trail, () => original.call(this, compiledQuery, ...rest), executionSiteOf(compiledQuery, executeQuery));
+  };
+}
+
+/** `stream` is an async generator: its body runs in each `next()`, so each one gets the trail. */
+function streams(original: Method): Method {
+  return function stream(this: unknown, compiledQuery: KyselyCompiledQuery, ...rest: unknown[]) {
+    const iterator = original.call(this, compiledQuery, ...rest) as AsyncGenerator<unknown>;
+    const trail = executionTrailOf(compiledQuery);
+    if (trail === undefined) return iterator;
+    const site = executionSiteOf(compiledQuery, stream);
+    const inTrail: AsyncGenerator<unknown> = {
+      next: (...args) => withExecutionOf(trail, () => iterator.next(...args), site),
+      return: (value) => withExecutionOf(trail, () => iterator.return(value), site),
+      throw: (error) => iterator.throw(error),
+      [Symbol.asyncIterator]: () => inTrail,
+    };
+    return inTrail;
+  };
+}

@@ -1,0 +1,93 @@
+import * as path from 'node:path';
+import { FIXTURES, hazardEvent as event, hazardsOf, runFixture, spansInRoute, topology } from '../support/run-fixture';
+
+const FIXTURE = path.join(FIXTURES, 'kysely-app.js');
+const env = () => ({ QT_PRIMARY: topology().primary, QT_ANALYTICS: topology().analytics, QT_PAIR_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
+
+describe('kysely: the seed scenario', () => {
+  it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
+    const run = await runFixture('kysely-app.js', { env: env(), args: ['/seed'] });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('/seed 200 [1,2,3]\n'); // the analytics sub-query ran on qt_app
+    const [span] = spansInRoute(run.spans, 'GET /seed');
+    expect(span.attributes).toMatchObject({
+      'querytrail.library': 'kysely',
+      'querytrail.construction.file': FIXTURE,
+      'querytrail.construction.line': 15,
+      'querytrail.construction.phase': 'init',
+      'querytrail.execution.phase': 'request',
+      'querytrail.bound.namespace': 'qt_app',
+      'querytrail.parts.namespaces': ['qt_app', 'qt_analytics'],
+      'code.file.path': FIXTURE, // taken at .execute(): kysely reaches pg only after its own awaits
+      'code.line.number': 27,
+    });
+    expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
+    expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.file': FIXTURE, 'querytrail.hazard.part.line': 27, 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 15 });
+    expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(15);
+    expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(15);
+  });
+
+  it('finds foreign sub-queries in CTEs, sql templates and streamed queries', async () => {
+    const run = await runFixture('kysely-app.js', { env: env(), args: ['/cte', '/raw', '/stream'] });
+    expect(run.stdout).toBe('/cte 200 [1,2,3]\n/raw 200 3\n/stream 200 [3,4,100]\n');
+    for (const [route, line, partNamespace] of [['GET /cte', 28, 'qt_analytics'], ['GET /raw', 29, 'qt_analytics'], ['GET /stream', 35, 'qt_app']] as const) {
+      const [span] = spansInRoute(run.spans, route);
+      expect(hazardsOf(span)).toEqual(['cross_database_query']);
+      expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.line': line, 'querytrail.hazard.part.namespace': partNamespace });
+    }
+  });
+
+  it('finds nothing wrong in same-database sub-queries, expression sub-queries and transactions', async () => {
+    const run = await runFixture('kysely-app.js', { env: env(), args: ['/same-db', '/expression', '/transaction'] });
+    expect(run.stdout).toBe('/same-db 200 [1,2]\n/expression 200 [1,2]\n/transaction 200 3\n');
+    const spans = ['GET /same-db', 'GET /expression', 'GET /transaction'].flatMap((route) => spansInRoute(run.spans, route));
+    expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
+    for (const span of spans) expect(hazardsOf(span)).toEqual([]);
+    expect(run.stderr).toBe('');
+  });
+
+  it('flags a builder cached by one request and run by another', async () => {
+    const run = await runFixture('kysely-app.js', { env: env(), args: ['/cached', '/cached'] });
+    expect(run.stdout).toBe('/cached 200 [2]\n/cached 200 [2]\n');
+    const [first, second] = spansInRoute(run.spans, 'GET /cached');
+    expect(hazardsOf(first)).toEqual([]);
+    expect(hazardsOf(second)).toEqual(['cross_request_reuse']);
+    expect(event(second, 'cross_request_reuse')['querytrail.hazard.line']).toBe(39);
+  });
+
+  it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
+    const run = await runFixture('kysely-app.js', { env: { ...env(), QUERYTRAIL_STRICT: 'cross_database_query' }, args: ['/seed', '/same-db'] });
+    expect(run.stdout).toBe('/seed 500 {"name":"QueryTrailHazardError","code":"cross_database_query"}\n/same-db 200 [1,2]\n');
+    const [span] = spansInRoute(run.spans, 'GET /seed');
+    expect(span.attributes['error.type']).toBe('QueryTrailHazardError');
+    expect(span.attributes['db.response.status_code']).toBeUndefined(); // the server never answered it
+  });
+});
+
+describe('kysely-replication: routed at execution', () => {
+  it('reports the server each query really ran on, and a FOR UPDATE routed to the replica', async () => {
+    const run = await runFixture('kysely-app.js', { env: env(), args: ['/routed', '/lock'] });
+    expect(run.stdout).toBe('/routed 200 [1]\n/lock 500 {"name":"error","code":"25006"}\n');
+    const primaryPort = Number(new URL(topology().pair.primary).port);
+    const standbyPort = Number(new URL(topology().pair.standby).port);
+    const [routed] = spansInRoute(run.spans, 'GET /routed');
+    // bound to the instance's primary dialect; kysely-replication sent the select to the standby
+    expect(routed.attributes).toMatchObject({ 'querytrail.bound.port': primaryPort, 'querytrail.ran.port': standbyPort, 'querytrail.ran.role': 'replica', 'querytrail.construction.line': 40 });
+    expect(hazardsOf(routed)).toEqual([]);
+    const [lock] = spansInRoute(run.spans, 'GET /lock');
+    expect(hazardsOf(lock)).toEqual(['write_on_replica']);
+    expect(event(lock, 'write_on_replica')['querytrail.hazard.message']).toMatch(/^SELECT items at .*kysely-app\.js:41:\d+ was sent to 127\.0\.0\.1:\d+\/qt_app, a replica \(in_hot_standby=on\)/);
+    expect(lock.attributes['error.type']).toBe('25006');
+  });
+});
+
+describe('kysely: the ESM build', () => {
+  it('is instrumented in an ESM app started with --import querytrail/agent', async () => {
+    const run = await runFixture('kysely-esm.mjs', { env: env(), nodeArgs: ['--import', 'querytrail/agent'] });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('[1,2,3]\n');
+    expect(run.spans.length).toBe(1);
+    expect(run.spans[0].attributes).toMatchObject({ 'querytrail.library': 'kysely', 'querytrail.construction.file': path.join(FIXTURES, 'kysely-esm.mjs'), 'querytrail.construction.line': 7, 'querytrail.bound.namespace': 'qt_app' });
+    expect(hazardsOf(run.spans[0])).toEqual(['cross_database_query']);
+  });
+});
