@@ -46,7 +46,7 @@ function collectParts(node: unknown, outer: Trail, seen: Set<unknown>, depth: nu
 
 /**
  * drizzle-orm 0.4x, pg-core with the node-postgres driver, CommonJS and ESM builds: a trail for every
- * select, insert, update, delete and `db.execute`, bound to the session's pool as chosen at construction
+ * select, insert, update, delete, `db.execute` and relational query (`db.query.*`), bound to the session's pool as chosen at construction
  * (so a `withReplicas` select shows the replica it was pinned to); parts found in the SQL tree being
  * compiled; the trail of the running query handed to the pg span.
  */
@@ -76,6 +76,12 @@ export class DrizzleInstrumentation extends PrototypeInstrumentation<DrizzleInst
       this.patchFile(`drizzle-orm/pg-core/query-builders/delete.${ext}`, VERSIONS, (e: ClassExports) => {
         this.wrapMethod(e.PgDeleteBase, 'getSQL', ownsSql);
         this.wrapMethod(e.PgDeleteBase, '_prepare', prepares);
+      }),
+      this.patchFile(`drizzle-orm/pg-core/query-builders/query.${ext}`, VERSIONS, (e: ClassExports) => {
+        this.wrapMethod(e.RelationalQueryBuilder, 'findMany', constructs((builder: { session?: unknown }) => builder.session));
+        this.wrapMethod(e.RelationalQueryBuilder, 'findFirst', constructs((builder: { session?: unknown }) => builder.session));
+        this.wrapMethod(e.PgRelationalQuery, 'getSQL', ownsSql);
+        this.wrapMethod(e.PgRelationalQuery, '_prepare', prepares);
       }),
       this.patchFile(`drizzle-orm/pg-core/db.${ext}`, VERSIONS, (e: ClassExports) => {
         this.wrapMethod(e.PgDatabase, 'delete', constructs((db: { session?: unknown }) => db.session));

@@ -95,7 +95,11 @@ export class KnexInstrumentation extends PrototypeInstrumentation<KnexInstrument
           this.wrapMethod(Builder, 'toSQL', compilesOuter);
         }),
         this.patchFile('knex/lib/raw.js', VERSIONS, (Raw: ClassExports) => this.wrapMethod(Raw, 'toSQL', compilesRaw)),
-        this.patchFile('knex/lib/execution/runner.js', VERSIONS, (Runner: ClassExports) => this.wrapMethod(Runner, 'query', runs)),
+        this.patchFile('knex/lib/execution/runner.js', VERSIONS, (Runner: ClassExports) => {
+          this.wrapMethod(Runner, 'query', runs);
+          // `.stream()` goes to the dialect's `_stream` (pg-query-stream), not through `query`
+          this.wrapMethod(Runner, 'stream', runs);
+        }),
       ]),
     ];
   }
@@ -142,7 +146,7 @@ function compilesPart(original: Method): Method {
 }
 
 function runs(original: Method): Method {
-  return function query(this: { builder?: KnexQueryObject }, ...args: unknown[]) {
+  return function run(this: { builder?: KnexQueryObject }, ...args: unknown[]) {
     const trail = trailOf(this.builder);
     if (trail === undefined) return original.apply(this, args);
     return withExecutionOf(trail, () => original.apply(this, args));

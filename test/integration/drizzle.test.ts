@@ -45,6 +45,14 @@ describe('drizzle-orm: the seed scenario', () => {
     expect(run.stderr).toBe('');
   });
 
+  it('traces relational queries (db.query.*) built at init', async () => {
+    const run = await runFixture('drizzle-app.js', { env: env(), args: ['/relational'] });
+    expect(run.stdout).toBe('/relational 200 1\n');
+    const [span] = spansInRoute(run.spans, 'GET /relational');
+    expect(span.attributes).toMatchObject({ 'querytrail.library': 'drizzle', 'querytrail.construction.line': 38, 'querytrail.construction.phase': 'init', 'querytrail.bound.namespace': 'qt_app' });
+    expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
+  });
+
   it('shows a module-level withReplicas select pinned to the replica it picked at construction', async () => {
     const run = await runFixture('drizzle-app.js', { env: env(), args: ['/pinned', '/lock'] });
     expect(run.stdout).toBe('/pinned 200 1\n/lock 500 {"name":"Error","code":"25006"}\n');

@@ -96,10 +96,21 @@ describe('knex: the seed scenario', () => {
     expect(event(second, 'cross_database_query')['querytrail.hazard.part.line']).toBe(16);
   });
 
+  it('carries the trail into .stream() runs', async () => {
+    const run = await runFixture('knex-app.js', { env: env(), args: ['/stream'] });
+    expect(run.stdout).toBe('/stream 200 [1,2,3]\n');
+    const [span] = spansInRoute(run.spans, 'GET /stream');
+    // the clone is built at line 41; its lineage root, with the frozen cut-off, at line 9
+    expect(span.attributes).toMatchObject({ 'querytrail.library': 'knex', 'querytrail.construction.line': 41, 'querytrail.bound.namespace': 'qt_app' });
+    expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
+    expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(9);
+    expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(9);
+  });
+
   it('runs init-time queries without a hazard', async () => {
     const run = await runFixture('knex-app.js', { env: env(), args: [] });
     const init = run.spans.find((s) => String(s.attributes['db.query.text']).includes('at_init'))!;
-    expect(init.attributes).toMatchObject({ 'querytrail.library': 'knex', 'querytrail.execution.phase': 'init', 'querytrail.construction.line': 42 });
+    expect(init.attributes).toMatchObject({ 'querytrail.library': 'knex', 'querytrail.execution.phase': 'init', 'querytrail.construction.line': 47 });
     expect(hazardsOf(init)).toEqual([]);
   });
 });
