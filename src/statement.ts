@@ -72,7 +72,7 @@ function makeInfo(text: string, operation: string | undefined, collection: strin
   return Object.freeze({ text, operation, collection, isWrite, summary, fingerprint, attributes });
 }
 
-const READ_LEADS = new Set(['SELECT', 'VALUES', 'TABLE', 'SHOW', 'SET', 'RESET', 'BEGIN', 'START', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'EXPLAIN', 'DESCRIBE', 'DESC', 'USE', 'FETCH', 'CLOSE', 'DECLARE', 'DEALLOCATE', 'DISCARD']);
+const READ_LEADS = new Set(['SELECT', 'VALUES', 'TABLE', 'SHOW', 'SET', 'RESET', 'BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'EXPLAIN', 'DESCRIBE', 'DESC', 'USE', 'FETCH', 'CLOSE', 'DECLARE', 'DEALLOCATE', 'DISCARD']);
 const WRITE_WORDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'REPLACE', 'UPSERT', 'TRUNCATE', 'NEXTVAL', 'SETVAL']);
 const COLLECTION_AFTER = new Set(['FROM', 'INTO', 'UPDATE', 'TABLE', 'JOIN']);
 
@@ -94,10 +94,14 @@ export function analyzeKeywords(sanitized: string, words: string[]): StatementIn
   return makeInfo(sanitized, operation, collection, isWrite, fnv1a(sanitized));
 }
 
-/** The name as written (case kept), found again in the sanitized text. */
+const QUALIFIED_NAME = /^[\w$"`]+(?:\.[\w$"`]+)*/;
+
+/** The name as written (case kept, schema-qualified if it is), found again in the sanitized text. */
 function collectionName(sanitized: string, upperWord: string): string {
   const at = sanitized.toUpperCase().indexOf(upperWord);
-  return at < 0 ? upperWord.toLowerCase() : sanitized.slice(at, at + upperWord.length).replace(/^["`]|["`]$/g, '');
+  if (at < 0) return upperWord.toLowerCase();
+  const name = QUALIFIED_NAME.exec(sanitized.slice(at))?.[0] ?? upperWord;
+  return name.replace(/["`]/g, '');
 }
 
 function fnv1a(text: string): string {

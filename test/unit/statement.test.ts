@@ -61,6 +61,9 @@ describe('keyword analysis (MySQL, and PostgreSQL before the parser loads)', () 
     ['WITH x AS (SELECT 1) SELECT * FROM x', 'SELECT', 'x', false],
     ['SHOW TABLES', 'SHOW', undefined, false],
     ['ALTER TABLE items ADD c int', 'ALTER', 'items', true],
+    ['insert into public.items (id) values (1)', 'INSERT', 'public.items', true],
+    ['SELECT * FROM `app`.`items`', 'SELECT', 'app.items', false],
+    ['END', 'END', undefined, false],
   ])('%s', (sql, operation, collection, isWrite) => {
     expect(keywords(sql)).toMatchObject({ operation, collection, isWrite });
   });
