@@ -5,6 +5,7 @@ import type { DatabaseRef, ServerFacts } from './database';
 import { internalErrorOccurred } from './guard';
 import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
 import { describeBinding } from './hazards/describe';
+import { ScopeLedger, transactionControlOf } from './ledger';
 import { HazardContext, HazardReporter, QueryTrailHazardError } from './report';
 import type { Runtime } from './runtime';
 import { currentScope, describeScope, Phase, phaseOf, routeOf, Scope } from './scope';
@@ -103,6 +104,7 @@ export class QueryTracker {
       }
     }
     const query: TrackedQuery = { span, start, trail, phase, scope, memo, startedAt: performance.now(), hazardsPending: start.server.role === undefined, finished: false };
+    if (scope !== undefined) this.trackTransaction(query, scope);
     if (query.hazardsPending) return { query };
     const hazards = this.judge(query);
     if (hazards.length === 0) return { query };
@@ -158,6 +160,7 @@ export class QueryTracker {
         span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
       }
       if (span.isRecording()) this.recordSites(query);
+      if (error === undefined && start.statement.isWrite && query.scope?.kind === 'request') this.recordWrite(query, query.scope);
       let metric = query.memo.metric;
       if (type !== undefined || lateRole !== undefined) {
         metric = { ...metric };
@@ -169,6 +172,21 @@ export class QueryTracker {
       internalErrorOccurred('query finish', err);
     }
     span.end();
+  }
+
+  /** BEGIN and COMMIT/ROLLBACK, per connection, in the request's or job's ledger. */
+  private trackTransaction(query: TrackedQuery, scope: Scope): void {
+    const control = transactionControlOf(query.start.statement);
+    if (control === 'begin') (scope.ledger ??= new ScopeLedger()).begin(query.start.server, query.start.server.ref, query.trail?.site ?? query.start.site);
+    else if (control === 'end') scope.ledger?.end(query.start.server);
+  }
+
+  /** A table this request wrote on a primary, for read_after_write. */
+  private recordWrite(query: TrackedQuery, scope: Scope): void {
+    const { start, trail } = query;
+    const namespace = start.server.ref.namespace;
+    if (start.server.role !== 'primary' || namespace === undefined || start.statement.collection === undefined) return;
+    (scope.ledger ??= new ScopeLedger()).recordWrite(namespace, start.statement.collection, trail?.site ?? start.site);
   }
 
   private strictError(hazards: readonly Hazard[]): QueryTrailHazardError | undefined {
@@ -207,6 +225,7 @@ export class QueryTracker {
       },
       parameters: start.parameters,
       now: Date.now(),
+      ledger: scope?.ledger,
     };
     const hazards: Hazard[] = [];
     for (const rule of this.rules) {

@@ -1,4 +1,5 @@
 import { context, Context, createContextKey } from '@opentelemetry/api';
+import type { ScopeLedger } from './ledger';
 
 export type Phase = 'init' | 'request' | 'job';
 
@@ -15,6 +16,8 @@ export interface RequestScope {
   readonly id: number;
   readonly startedAt: number;
   readonly request: RequestLike;
+  /** Created on the first write or transaction (see QueryTracker). */
+  ledger?: ScopeLedger;
 }
 
 export interface JobScope {
@@ -22,6 +25,7 @@ export interface JobScope {
   readonly id: number;
   readonly startedAt: number;
   readonly name: string;
+  ledger?: ScopeLedger;
 }
 
 export type Scope = RequestScope | JobScope;

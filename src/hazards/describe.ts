@@ -1,6 +1,8 @@
 import { formatSite, resolveSite } from '../callsite';
 import type { DatabaseRef } from '../database';
+import type { CallSite } from '../callsite';
 import type { Trail } from '../trail';
+import type { QueryExecution } from './types';
 
 /** "the knex query built at init at src/a.js:3:7" — how messages name a query object. */
 export function describeTrail(trail: Trail): string {
@@ -24,4 +26,26 @@ export function describeAge(ms: number): string {
 
 export function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/**
+ * Where a query ran, for messages: the line that ran it, or — when the ORM ran it after its own awaits
+ * and left none — the query object it came from.
+ */
+export function describeExecution(trail: Trail | undefined, execution: QueryExecution): { site: CallSite | undefined; where: string } {
+  const executed = execution.executionSite();
+  if (executed !== undefined || trail === undefined) return { site: executed, where: `at ${formatSite(executed)}` };
+  return { site: resolveSite(trail.site), where: `(${describeTrail(trail)})` };
+}
+
+/** How each library reads from the primary, for read-after-write advice. */
+const PRIMARY_READ: Record<string, string> = {
+  sequelize: 'pass `useMaster: true`, or read in the transaction',
+  typeorm: "read through `dataSource.createQueryRunner('master')`, or in the transaction",
+  prisma: 'read through `$primary()`',
+  kysely: 'read through the primary dialect',
+};
+
+export function primaryReadAdvice(library: string | undefined): string {
+  return PRIMARY_READ[library ?? ''] ?? 'read it from the primary';
 }

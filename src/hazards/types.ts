@@ -1,6 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { CallSite } from '../callsite';
 import type { DatabaseRef, ServerFacts } from '../database';
+import type { ScopeLedger } from '../ledger';
 import type { Phase, Scope } from '../scope';
 import type { StatementInfo } from '../statement';
 import type { Trail } from '../trail';
@@ -47,6 +48,8 @@ export interface QueryExecution {
   parameters: readonly unknown[] | undefined;
   /** Milliseconds since the epoch, when the query is judged. */
   now: number;
+  /** What this request or job wrote and has open so far (before this query); read-only here. */
+  ledger: Pick<ScopeLedger, 'writeTo' | 'transactionOnOtherDatabase'> | undefined;
 }
 
 /** A hazard rule: a pure function of the query object's trail and this execution. */

@@ -1,14 +1,10 @@
-import { formatSite, resolveSite } from '../callsite';
-import { describeTrail } from './describe';
+import { describeExecution } from './describe';
 import type { HazardRule } from './types';
 
 /** A write sent to a server in recovery: PostgreSQL will answer SQLSTATE 25006 (read-only transaction). */
 export const writeOnReplica: HazardRule = (trail, execution) => {
   if (!execution.statement.isWrite || execution.server.role !== 'replica') return undefined;
-  const executed = execution.executionSite();
-  // An ORM that ran it after its own awaits left no execution site: the query object's is the next best.
-  const site = executed ?? resolveSite(trail?.site);
-  const where = executed === undefined && trail !== undefined ? `(${describeTrail(trail)})` : `at ${formatSite(site)}`;
+  const { site, where } = describeExecution(trail, execution);
   return {
     code: 'write_on_replica',
     severity: 'error',

@@ -7,6 +7,9 @@ import { crossDatabaseQuery } from '../../src/hazards/cross-database-query';
 import { crossRequestReuse } from '../../src/hazards/cross-request-reuse';
 import { frozenParameter } from '../../src/hazards/frozen-parameter';
 import { initQueryInRequest } from '../../src/hazards/init-query-in-request';
+import { readAfterWrite } from '../../src/hazards/read-after-write';
+import { crossDatabaseTransaction } from '../../src/hazards/cross-database-transaction';
+import { ScopeLedger } from '../../src/ledger';
 import { requestScope } from '../../src/scope';
 import { analyzeKeywords } from '../../src/statement';
 import { lexSql } from '../../src/sql-lexer';
@@ -20,7 +23,7 @@ function execution(sql: string, host: string, role: 'primary' | 'replica' | unde
   const ref = registry.ref('postgresql', host, 5432, 'app');
   const server = new ServerFacts(ref);
   if (role) server.setRole(role, `in_hot_standby=${role === 'replica' ? 'on' : 'off'}`);
-  return { statement: analyzeKeywords(lexed.sanitized, lexed.words), ran: ref, server, bound: ref, phase: 'request', scope: undefined, executionSite: () => execSite, parameters: undefined, now: Date.now() };
+  return { statement: analyzeKeywords(lexed.sanitized, lexed.words), ran: ref, server, bound: ref, phase: 'request', scope: undefined, executionSite: () => execSite, parameters: undefined, now: Date.now(), ledger: undefined };
 }
 
 describe('write_on_replica', () => {
@@ -178,5 +181,65 @@ describe('frozen_parameter', () => {
     expect(frozenParameter(root, inRequest(scope, [new Date(root.createdAt - 86_400_000)]))).toBeUndefined();
     expect(frozenParameter(root, inRequest(scope, [42, 'text', null]))).toBeUndefined();
     expect(frozenParameter(root, inRequest(scope, undefined))).toBeUndefined();
+  });
+});
+
+describe('read_after_write', () => {
+  const scope = requestScope({ method: 'POST', url: '/orders' });
+  function readOnReplica(sql: string, ledger: ScopeLedger, role: 'primary' | 'replica' = 'replica', phase: QueryExecution['phase'] = 'request'): QueryExecution {
+    return { ...execution(sql, 'db2', role), phase, scope, ledger };
+  }
+
+  it('fires when the request reads from a replica a table it wrote on the primary, naming both lines', () => {
+    const ledger = new ScopeLedger();
+    ledger.recordWrite('app', 'public.items', at(12));
+    const hazard = readAfterWrite(createTrail({ library: 'sequelize', site: at(30) }), readOnReplica('SELECT * FROM items WHERE id = 1', ledger))!;
+    expect(hazard).toMatchObject({ code: 'read_after_write', severity: 'warning', site: execSite });
+    expect(hazard.message).toBe(
+      'SELECT items at /app/routes/items.js:42:7 reads items from ro, a replica (in_hot_standby=on), after this request wrote it on the primary at /app/reports.js:12:3: with replication lag the read may not see the write; pass `useMaster: true`, or read in the transaction.',
+    );
+    expect(hazard.attributes).toEqual({ 'querytrail.hazard.table': 'items', 'querytrail.hazard.write.file': '/app/reports.js', 'querytrail.hazard.write.line': 12 });
+  });
+
+  it.each([
+    ['the read goes to the primary', 'SELECT * FROM items', 'primary', 'request'],
+    ['another table is read', 'SELECT * FROM tags', 'replica', 'request'],
+    ['it is a job, not a request', 'SELECT * FROM items', 'replica', 'job'],
+    ['the statement is itself a write', 'UPDATE items SET a = 1', 'replica', 'request'],
+  ] as const)('stays silent when %s', (_what, sql, role, phase) => {
+    const ledger = new ScopeLedger();
+    ledger.recordWrite('app', 'items', at(12));
+    expect(readAfterWrite(undefined, readOnReplica(sql, ledger, role, phase))).toBeUndefined();
+  });
+
+  it('stays silent when nothing was written', () => {
+    expect(readAfterWrite(undefined, readOnReplica('SELECT * FROM items', new ScopeLedger()))).toBeUndefined();
+  });
+});
+
+describe('cross_database_transaction', () => {
+  const scope = requestScope({ method: 'POST', url: '/transfer' });
+  const writeOn = (host: string, database: string, ledger: ScopeLedger, sql = 'INSERT INTO audit VALUES (1)'): QueryExecution => {
+    const ref = registry.ref('postgresql', host, 5432, database);
+    return { ...execution(sql, host, 'primary'), ran: ref, bound: ref, scope, ledger };
+  };
+
+  it('fires for a write to another database while a transaction is open, naming where it began', () => {
+    const ledger = new ScopeLedger();
+    ledger.begin({}, main, at(7));
+    const hazard = crossDatabaseTransaction(undefined, writeOn('db1', 'analytics', ledger))!;
+    expect(hazard).toMatchObject({ code: 'cross_database_transaction', severity: 'error', site: execSite });
+    expect(hazard.message).toMatch(/^INSERT audit at \/app\/routes\/items\.js:42:7 writes to db1:5432\/analytics while request POST \/transfer has a transaction open on main \(db1:5432\/app\) \(begun at \/app\/reports\.js:7:3\): this write is not part of it/);
+    expect(hazard.attributes).toEqual({ 'querytrail.hazard.transaction.namespace': 'app', 'querytrail.hazard.transaction.file': '/app/reports.js', 'querytrail.hazard.transaction.line': 7 });
+  });
+
+  it('stays silent for writes to the same database, for reads, and once the transaction ended', () => {
+    const ledger = new ScopeLedger();
+    const connection = {};
+    ledger.begin(connection, main, at(7));
+    expect(crossDatabaseTransaction(undefined, writeOn('db1', 'app', ledger))).toBeUndefined();
+    expect(crossDatabaseTransaction(undefined, writeOn('db1', 'analytics', ledger, 'SELECT * FROM audit'))).toBeUndefined();
+    ledger.end(connection);
+    expect(crossDatabaseTransaction(undefined, writeOn('db1', 'analytics', ledger))).toBeUndefined();
   });
 });

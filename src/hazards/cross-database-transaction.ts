@@ -1,0 +1,31 @@
+import { formatSite, resolveSite } from '../callsite';
+import { describeScope } from '../scope';
+import { describeBinding, describeExecution } from './describe';
+import type { HazardRule } from './types';
+
+/**
+ * A write to database B while this request or job has a transaction open on database A: the two do not
+ * commit or roll back together (a prisma `$transaction([...])` given another client's query runs it
+ * outside the transaction, too).
+ */
+export const crossDatabaseTransaction: HazardRule = (trail, execution) => {
+  if (!execution.statement.isWrite) return undefined;
+  const open = execution.ledger?.transactionOnOtherDatabase(execution.ran);
+  if (open === undefined) return undefined;
+  const { site, where } = describeExecution(trail, execution);
+  const begunAt = resolveSite(open.site);
+  const attributes: Record<string, string | number> = { 'querytrail.hazard.transaction.namespace': open.database.namespace ?? '' };
+  if (begunAt) {
+    attributes['querytrail.hazard.transaction.file'] = begunAt.file;
+    attributes['querytrail.hazard.transaction.line'] = begunAt.line;
+  }
+  return {
+    code: 'cross_database_transaction',
+    severity: 'error',
+    site,
+    message:
+      `${execution.statement.summary} ${where} writes to ${describeBinding(execution.ran)} while ${describeScope(execution.scope)} has a transaction open on ${describeBinding(open.database)} (begun at ${formatSite(begunAt)}): ` +
+      'this write is not part of it, so a rollback there leaves it in place and a failure here leaves that one committed; write to one database per transaction, or make this step idempotent and run it after the commit.',
+    attributes,
+  };
+};

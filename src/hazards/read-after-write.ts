@@ -1,0 +1,31 @@
+import { formatSite, resolveSite } from '../callsite';
+import { describeExecution, primaryReadAdvice } from './describe';
+import type { HazardRule } from './types';
+
+/**
+ * In one request, a table written on the primary is then read from a replica: with replication lag,
+ * the read may not see the write (the order the user just placed is missing from the page).
+ */
+export const readAfterWrite: HazardRule = (trail, execution) => {
+  const { statement } = execution;
+  const namespace = execution.ran.namespace;
+  if (execution.phase !== 'request' || statement.isWrite || execution.server.role !== 'replica' || statement.collection === undefined || namespace === undefined) return undefined;
+  const write = execution.ledger?.writeTo(namespace, statement.collection);
+  if (write === undefined) return undefined;
+  const { site, where } = describeExecution(trail, execution);
+  const writeSite = resolveSite(write.site);
+  const attributes: Record<string, string | number> = { 'querytrail.hazard.table': write.table };
+  if (writeSite) {
+    attributes['querytrail.hazard.write.file'] = writeSite.file;
+    attributes['querytrail.hazard.write.line'] = writeSite.line;
+  }
+  return {
+    code: 'read_after_write',
+    severity: 'warning',
+    site,
+    message:
+      `${statement.summary} ${where} reads ${write.table} from ${execution.ran.alias}, a replica (${execution.server.roleEvidence}), after this request wrote it on the primary at ${formatSite(writeSite)}: ` +
+      `with replication lag the read may not see the write; ${primaryReadAdvice(trail?.library)}.`,
+    attributes,
+  };
+};
