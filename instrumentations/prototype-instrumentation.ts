@@ -27,9 +27,12 @@ export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> 
           if (original !== undefined) (exports as Record<string, unknown>)[key] = original;
         }
         for (const target of [exports, ...Object.values(exports ?? {})]) {
-          const proto = (target as { prototype?: Proto } | undefined)?.prototype;
-          if (proto === undefined) continue;
-          for (const key of Object.getOwnPropertyNames(proto)) if (isWrapped(proto[key])) this._unwrap(proto, key);
+          if (typeof target !== 'function' && typeof target !== 'object') continue;
+          // the class itself (static methods) and its prototype
+          for (const holder of [target as unknown as Proto, (target as { prototype?: Proto } | undefined)?.prototype]) {
+            if (holder === undefined || holder === null) continue;
+            for (const key of Object.getOwnPropertyNames(holder)) if (isWrapped(holder[key])) this._unwrap(holder, key);
+          }
         }
       },
     );
@@ -41,6 +44,14 @@ export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> 
     if (proto === undefined || !Object.prototype.hasOwnProperty.call(proto, name)) return;
     if (isWrapped(proto[name])) this._unwrap(proto, name);
     this._wrap(proto, name, wrapper);
+  }
+
+  /** Wraps an own static method of a class (inherited by the app's subclasses, e.g. sequelize models). */
+  protected wrapStatic(target: unknown, name: string, wrapper: (original: Method) => Method): void {
+    const holder = target as Proto | undefined;
+    if (typeof holder !== 'function' || !Object.prototype.hasOwnProperty.call(holder, name)) return;
+    if (isWrapped(holder[name])) this._unwrap(holder, name);
+    this._wrap(holder as Record<string, Method>, name, wrapper as never);
   }
 
   /**

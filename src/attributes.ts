@@ -29,6 +29,7 @@ export const ATTR = {
   BOUND_NAMESPACE: 'querytrail.bound.namespace',
   BOUND_ALIAS: 'querytrail.bound.alias',
   BOUND_ROLE: 'querytrail.bound.role',
+  BOUND_POOL: 'querytrail.bound.pool',
   RAN_ADDRESS: 'querytrail.ran.address',
   RAN_PORT: 'querytrail.ran.port',
   RAN_NAMESPACE: 'querytrail.ran.namespace',

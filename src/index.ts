@@ -11,6 +11,8 @@ export { KnexInstrumentation } from '../instrumentations/knex/instrumentation';
 export type { KnexInstrumentationConfig } from '../instrumentations/knex/types';
 export { KyselyInstrumentation } from '../instrumentations/kysely/instrumentation';
 export type { KyselyInstrumentationConfig } from '../instrumentations/kysely/types';
+export { SequelizeInstrumentation } from '../instrumentations/sequelize/instrumentation';
+export type { SequelizeInstrumentationConfig } from '../instrumentations/sequelize/types';
 export { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';
 export { JsonLinesSpanProcessor } from '../exporters/jsonl';
 export { ConsoleSpanProcessor, ConsoleWarnings } from '../exporters/console';

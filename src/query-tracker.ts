@@ -94,6 +94,7 @@ export class QueryTracker {
       span.setAttributes(memo.provenance);
       if (trail !== undefined) {
         span.setAttribute(ATTR.CONSTRUCTION_AGE_MS, Date.now() - trail.createdAt);
+        if (trail.pool !== undefined) span.setAttribute(ATTR.BOUND_POOL, trail.pool);
         const namespaces = partNamespaces(trail);
         if (namespaces.length > 1) span.setAttribute(ATTR.PARTS_NAMESPACES, namespaces);
       }

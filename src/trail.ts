@@ -25,6 +25,8 @@ export interface Trail {
   readonly kind?: string;
   /** The library re-bound this object to another database when it was embedded (knex raws). */
   rebound?: boolean;
+  /** The pool the ORM picked for it, where it has several: `read`/`write` (sequelize), `master`/`slave` (typeorm). */
+  pool?: string;
 }
 
 export interface TrailInit {
@@ -73,6 +75,11 @@ export function withExecutionOf<T>(trail: Trail, fn: () => T, site?: SiteRef): T
   let ctx = context.active().setValue(EXECUTION_KEY, trail);
   if (site !== undefined) ctx = ctx.setValue(EXECUTION_SITE_KEY, site);
   return context.with(ctx, fn);
+}
+
+/** For a library's own housekeeping queries (connection setup) run while one of the app's is executing. */
+export function withoutExecution<T>(fn: () => T): T {
+  return context.with(context.active().deleteValue(EXECUTION_KEY).deleteValue(EXECUTION_SITE_KEY), fn);
 }
 
 export function executingSite(ctx: Context = context.active()): SiteRef | undefined {

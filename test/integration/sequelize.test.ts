@@ -1,0 +1,64 @@
+import * as path from 'node:path';
+import { ExportedSpan, FIXTURES, hazardEvent as event, hazardsOf, runFixture, spansInRoute, topology } from '../support/run-fixture';
+
+const FIXTURE = path.join(FIXTURES, 'sequelize-app.js');
+const env = () => ({ QT_PRIMARY: topology().primary, QT_ANALYTICS: topology().analytics, QT_PAIR_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
+const port = (url: string) => Number(new URL(url).port);
+const modelQueries = (spans: ExportedSpan[]) => spans.filter((s) => s.attributes['querytrail.library'] === 'sequelize');
+
+describe('sequelize with replication: where each query really ran', () => {
+  it("reports the pool sequelize picked and the server's own word on where it ran", async () => {
+    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/routed'] });
+    // the app asked each pool's server itself: the read pool's is in recovery, the write pool's is not
+    expect(JSON.parse(run.stdout.replace('/routed 200 ', ''))).toEqual({ read: [1], master: [1], readPoolInRecovery: true, writePoolInRecovery: false });
+    const [read, master, readProbe, writeProbe] = modelQueries(spansInRoute(run.spans, 'GET /routed'));
+    const standby = port(topology().pair.standby);
+    const primary = port(topology().pair.primary);
+    for (const span of [read, readProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'read', 'querytrail.bound.port': standby, 'querytrail.ran.port': standby, 'querytrail.ran.role': 'replica' });
+    for (const span of [master, writeProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'write', 'querytrail.bound.port': primary, 'querytrail.ran.port': primary, 'querytrail.ran.role': 'primary' });
+    expect(read.attributes).toMatchObject({ 'querytrail.construction.file': FIXTURE, 'querytrail.construction.line': 27, 'code.line.number': 27 });
+    for (const span of run.spans) expect(hazardsOf(span)).toEqual([]);
+  });
+
+  it('flags the write paths sequelize sends to the read pool, before the 25006 comes back', async () => {
+    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/lock', '/select-typed-update'] });
+    expect(run.stdout).toBe('/lock 500 {"name":"SequelizeDatabaseError","code":"25006"}\n/select-typed-update 500 {"name":"SequelizeDatabaseError","code":"25006"}\n');
+    for (const [route, line] of [['GET /lock', 32], ['GET /select-typed-update', 33]] as const) {
+      const [span] = modelQueries(spansInRoute(run.spans, route));
+      expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'read', 'querytrail.ran.role': 'replica', 'error.type': '25006' });
+      expect(hazardsOf(span)).toEqual(['write_on_replica']);
+      expect(event(span, 'write_on_replica')['querytrail.hazard.line']).toBe(line);
+    }
+  });
+
+  it('flags a read from the replica of a table the request just wrote on the primary, and not with useMaster', async () => {
+    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/order', '/order-master'] });
+    expect(run.stdout).toBe('/order 200 1\n/order-master 200 1\n');
+    const [write, read] = modelQueries(spansInRoute(run.spans, 'GET /order'));
+    expect(hazardsOf(write)).toEqual([]);
+    expect(hazardsOf(read)).toEqual(['read_after_write']);
+    expect(event(read, 'read_after_write')).toMatchObject({ 'querytrail.hazard.line': 36, 'querytrail.hazard.write.line': 35, 'querytrail.hazard.table': 'items' });
+    expect(event(read, 'read_after_write')['querytrail.hazard.message']).toContain('pass `useMaster: true`');
+    for (const span of spansInRoute(run.spans, 'GET /order-master')) expect(hazardsOf(span)).toEqual([]);
+  });
+
+  it('flags a write to another database while a transaction is open, and nothing in a one-database transaction', async () => {
+    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/transfer', '/same-transaction'] });
+    expect(run.stdout).toBe('/transfer 200 "done"\n/same-transaction 200 1\n');
+    const flagged = modelQueries(spansInRoute(run.spans, 'GET /transfer')).filter((s) => hazardsOf(s).length > 0);
+    expect(flagged).toHaveLength(1);
+    expect(flagged[0].attributes).toMatchObject({ 'db.namespace': 'qt_analytics', 'db.operation.name': 'UPDATE' });
+    expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({ 'querytrail.hazard.line': 45, 'querytrail.hazard.transaction.line': 43, 'querytrail.hazard.transaction.namespace': 'qt_app' });
+    for (const span of spansInRoute(run.spans, 'GET /same-transaction')) expect(hazardsOf(span)).toEqual([]);
+  });
+
+  it('flags an include of a model from another Sequelize instance', async () => {
+    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/include'] });
+    // the include joined qt_app's own items, not qt_analytics'
+    expect(run.stdout).toBe('/include 200 [[1,"alpha"],[2,"beta"],[3,"gamma"]]\n');
+    const [span] = modelQueries(spansInRoute(run.spans, 'GET /include'));
+    expect(hazardsOf(span)).toEqual(['cross_database_query']);
+    expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 55 });
+    expect(event(span, 'cross_database_query')['querytrail.hazard.message']).toContain('include of Item');
+  });
+});
