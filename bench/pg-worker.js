@@ -20,14 +20,15 @@ api.metrics.setGlobalMeterProvider(meterProvider);
 // Apps build and run their queries inside requests or jobs; querytrail's policies depend on that.
 let inScope = (fn) => fn();
 if (variant.startsWith('querytrail')) {
-  const { configureQuerytrail, PgInstrumentation, KnexInstrumentation, DrizzleInstrumentation, KyselyInstrumentation, runInJob } = require('../dist/src/index.js');
+  const { configureQuerytrail, PgInstrumentation, KnexInstrumentation, DrizzleInstrumentation, KyselyInstrumentation, SequelizeInstrumentation, runInJob } = require('../dist/src/index.js');
   inScope = (fn) => runInJob('bench', fn);
   configureQuerytrail({ console: 'off', capture: variant === 'querytrail (lean)' ? 'lean' : 'auto' });
-  registerInstrumentations({ instrumentations: [new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation(), new KyselyInstrumentation()] });
+  registerInstrumentations({ instrumentations: [new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation(), new KyselyInstrumentation(), new SequelizeInstrumentation()] });
 } else if (variant === 'OTel contrib') {
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg');
   const { KnexInstrumentation } = require('@opentelemetry/instrumentation-knex');
-  registerInstrumentations({ instrumentations: [new PgInstrumentation(), new KnexInstrumentation()] });
+  const { SequelizeInstrumentation } = require('@opentelemetry/instrumentation-sequelize');
+  registerInstrumentations({ instrumentations: [new PgInstrumentation(), new KnexInstrumentation(), new SequelizeInstrumentation()] });
 }
 
 const pg = require('pg');
@@ -45,6 +46,10 @@ const kyselyPool = new pg.Pool({ connectionString: process.env.QT_BENCH_URL, max
 const kdb = new Kysely({ dialect: new PostgresDialect({ pool: kyselyPool }) });
 const tracer = api.trace.getTracer('bench');
 
+const { Sequelize, DataTypes } = require('sequelize');
+const sequelize = new Sequelize(process.env.QT_BENCH_URL, { logging: false, pool: { min: 4, max: 4 } });
+const Item = sequelize.define('Item', { id: { type: DataTypes.INTEGER, primaryKey: true }, name: DataTypes.TEXT }, { tableName: 'items', timestamps: false });
+
 const WORKLOADS = {
   'SELECT 1': () => pool.query('SELECT 1'),
   'PK lookup': (i) => pool.query('SELECT id, name FROM items WHERE id = $1', [(i % 3) + 1]),
@@ -52,6 +57,7 @@ const WORKLOADS = {
   'knex PK lookup': (i) => db('items').select('id', 'name').where('id', (i % 3) + 1),
   'drizzle PK lookup': (i) => ddb.select({ id: items.id, name: items.name }).from(items).where(eq(items.id, (i % 3) + 1)),
   'kysely PK lookup': (i) => kdb.selectFrom('items').select(['id', 'name']).where('id', '=', (i % 3) + 1).execute(),
+  'sequelize PK lookup': (i) => Item.findByPk((i % 3) + 1, { raw: true }),
 };
 
 async function drive(run, count, concurrency) {
@@ -77,7 +83,7 @@ async function main() {
     }
     parent.end();
   });
-  await Promise.all([pool.end(), db.destroy(), drizzlePool.end(), kdb.destroy()]);
+  await Promise.all([pool.end(), db.destroy(), drizzlePool.end(), kdb.destroy(), sequelize.close()]);
   process.stdout.write(JSON.stringify(results));
   process.exit(0);
 }

@@ -19,6 +19,8 @@ const ALL_WORKLOADS = [
   { name: 'drizzle PK lookup', concurrency: 8 },
   { name: 'kysely PK lookup', concurrency: 1 },
   { name: 'kysely PK lookup', concurrency: 8 },
+  { name: 'sequelize PK lookup', concurrency: 1 },
+  { name: 'sequelize PK lookup', concurrency: 8 },
 ];
 const chosen = process.env.QT_BENCH_WORKLOADS?.split(',').map((name) => name.trim());
 const WORKLOADS = chosen ? ALL_WORKLOADS.filter((w) => chosen.includes(w.name)) : ALL_WORKLOADS;

@@ -1,6 +1,5 @@
-import type { Attributes } from '@opentelemetry/api';
 import { formatSite, resolveSite } from '../callsite';
-import { capitalize, describeBinding, describeTrail } from './describe';
+import { capitalize, describeBinding, describeTrail, relatedSiteAttributes } from './describe';
 import type { HazardRule } from './types';
 
 /**
@@ -16,11 +15,7 @@ export const crossDatabaseQuery: HazardRule = (trail, execution) => {
   const foreignSite = resolveSite(foreign.site);
   const kind = foreign.kind === undefined || foreign.kind === 'query' ? 'sub-query' : foreign.kind;
   const rebound = foreign.rebound ? ` ${capitalize(foreign.library)} has also re-bound that ${kind} to ${describeBinding(target)} for good: run alone later, it queries ${describeBinding(target)}.` : '';
-  const attributes: Attributes = { 'querytrail.hazard.part.namespace': foreign.binding?.namespace ?? '', 'querytrail.hazard.part.alias': foreign.binding?.alias ?? '' };
-  if (foreignSite) {
-    attributes['querytrail.hazard.part.file'] = foreignSite.file;
-    attributes['querytrail.hazard.part.line'] = foreignSite.line;
-  }
+  const attributes = relatedSiteAttributes('part', foreignSite, { 'querytrail.hazard.part.namespace': foreign.binding?.namespace ?? '', 'querytrail.hazard.part.alias': foreign.binding?.alias ?? '' });
   return {
     code: 'cross_database_query',
     severity: 'error',

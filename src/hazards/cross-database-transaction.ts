@@ -1,6 +1,6 @@
 import { formatSite, resolveSite } from '../callsite';
 import { describeScope } from '../scope';
-import { describeBinding, describeExecution } from './describe';
+import { describeBinding, describeExecution, relatedSiteAttributes } from './describe';
 import type { HazardRule } from './types';
 
 /**
@@ -14,11 +14,6 @@ export const crossDatabaseTransaction: HazardRule = (trail, execution) => {
   if (open === undefined) return undefined;
   const { site, where } = describeExecution(trail, execution);
   const begunAt = resolveSite(open.site);
-  const attributes: Record<string, string | number> = { 'querytrail.hazard.transaction.namespace': open.database.namespace ?? '' };
-  if (begunAt) {
-    attributes['querytrail.hazard.transaction.file'] = begunAt.file;
-    attributes['querytrail.hazard.transaction.line'] = begunAt.line;
-  }
   return {
     code: 'cross_database_transaction',
     severity: 'error',
@@ -26,6 +21,6 @@ export const crossDatabaseTransaction: HazardRule = (trail, execution) => {
     message:
       `${execution.statement.summary} ${where} writes to ${describeBinding(execution.ran)} while ${describeScope(execution.scope)} has a transaction open on ${describeBinding(open.database)} (begun at ${formatSite(begunAt)}): ` +
       'this write is not part of it, so a rollback there leaves it in place and a failure here leaves that one committed; write to one database per transaction, or make this step idempotent and run it after the commit.',
-    attributes,
+    attributes: relatedSiteAttributes('transaction', begunAt, { 'querytrail.hazard.transaction.namespace': open.database.namespace ?? '' }),
   };
 };

@@ -1,5 +1,6 @@
 import { formatSite, resolveSite } from '../callsite';
 import type { DatabaseRef } from '../database';
+import type { Attributes } from '@opentelemetry/api';
 import type { CallSite } from '../callsite';
 import type { Trail } from '../trail';
 import type { QueryExecution } from './types';
@@ -48,4 +49,13 @@ const PRIMARY_READ: Record<string, string> = {
 
 export function primaryReadAdvice(library: string | undefined): string {
   return PRIMARY_READ[library ?? ''] ?? 'read it from the primary';
+}
+
+/** `querytrail.hazard.<what>.file/line` for the other site a hazard names (the part, the write, the BEGIN). */
+export function relatedSiteAttributes(what: string, site: CallSite | undefined, attributes: Attributes): Attributes {
+  if (site) {
+    attributes[`querytrail.hazard.${what}.file`] = site.file;
+    attributes[`querytrail.hazard.${what}.line`] = site.line;
+  }
+  return attributes;
 }

@@ -1,5 +1,5 @@
 import { formatSite, resolveSite } from '../callsite';
-import { describeExecution, primaryReadAdvice } from './describe';
+import { describeExecution, primaryReadAdvice, relatedSiteAttributes } from './describe';
 import type { HazardRule } from './types';
 
 /**
@@ -14,11 +14,6 @@ export const readAfterWrite: HazardRule = (trail, execution) => {
   if (write === undefined) return undefined;
   const { site, where } = describeExecution(trail, execution);
   const writeSite = resolveSite(write.site);
-  const attributes: Record<string, string | number> = { 'querytrail.hazard.table': write.table };
-  if (writeSite) {
-    attributes['querytrail.hazard.write.file'] = writeSite.file;
-    attributes['querytrail.hazard.write.line'] = writeSite.line;
-  }
   return {
     code: 'read_after_write',
     severity: 'warning',
@@ -26,6 +21,6 @@ export const readAfterWrite: HazardRule = (trail, execution) => {
     message:
       `${statement.summary} ${where} reads ${write.table} from ${execution.ran.alias}, a replica (${execution.server.roleEvidence}), after this request wrote it on the primary at ${formatSite(writeSite)}: ` +
       `with replication lag the read may not see the write; ${primaryReadAdvice(trail?.library)}.`,
-    attributes,
+    attributes: relatedSiteAttributes('write', writeSite, { 'querytrail.hazard.table': write.table }),
   };
 };

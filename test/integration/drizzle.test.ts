@@ -21,7 +21,7 @@ describe('drizzle-orm: the seed scenario', () => {
     });
     expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
     const cross = event(span, 'cross_database_query');
-    expect(cross).toMatchObject({ 'querytrail.hazard.part.file': FIXTURE, 'querytrail.hazard.part.line': 27, 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 15 });
+    expect(cross).toMatchObject({ 'querytrail.hazard.part.file': FIXTURE, 'querytrail.hazard.part.line': 20, 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 15 });
     expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(15);
     expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(15);
   });
@@ -32,7 +32,7 @@ describe('drizzle-orm: the seed scenario', () => {
     for (const route of ['GET /cte', 'GET /execute']) {
       const [span] = spansInRoute(run.spans, route);
       expect(hazardsOf(span)).toEqual(['cross_database_query']);
-      expect(event(span, 'cross_database_query')['querytrail.hazard.part.line']).toBe(route === 'GET /cte' ? 29 : 32);
+      expect(event(span, 'cross_database_query')['querytrail.hazard.part.line']).toBe(route === 'GET /cte' ? 22 : 25);
     }
   });
 
@@ -49,7 +49,7 @@ describe('drizzle-orm: the seed scenario', () => {
     const run = await runFixture('drizzle-app.js', { env: env(), args: ['/relational'] });
     expect(run.stdout).toBe('/relational 200 1\n');
     const [span] = spansInRoute(run.spans, 'GET /relational');
-    expect(span.attributes).toMatchObject({ 'querytrail.library': 'drizzle', 'querytrail.construction.line': 38, 'querytrail.construction.phase': 'init', 'querytrail.bound.namespace': 'qt_app' });
+    expect(span.attributes).toMatchObject({ 'querytrail.library': 'drizzle', 'querytrail.construction.line': 31, 'querytrail.construction.phase': 'init', 'querytrail.bound.namespace': 'qt_app' });
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
   });
 

@@ -19,10 +19,10 @@ describe('kysely: the seed scenario', () => {
       'querytrail.bound.namespace': 'qt_app',
       'querytrail.parts.namespaces': ['qt_app', 'qt_analytics'],
       'code.file.path': FIXTURE, // taken at .execute(): kysely reaches pg only after its own awaits
-      'code.line.number': 27,
+      'code.line.number': 20,
     });
     expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
-    expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.file': FIXTURE, 'querytrail.hazard.part.line': 27, 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 15 });
+    expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.file': FIXTURE, 'querytrail.hazard.part.line': 20, 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 15 });
     expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(15);
     expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(15);
   });
@@ -30,7 +30,7 @@ describe('kysely: the seed scenario', () => {
   it('finds foreign sub-queries in CTEs, sql templates and streamed queries', async () => {
     const run = await runFixture('kysely-app.js', { env: env(), args: ['/cte', '/raw', '/stream'] });
     expect(run.stdout).toBe('/cte 200 [1,2,3]\n/raw 200 3\n/stream 200 [3,4,100]\n');
-    for (const [route, line, partNamespace] of [['GET /cte', 28, 'qt_analytics'], ['GET /raw', 29, 'qt_analytics'], ['GET /stream', 35, 'qt_app']] as const) {
+    for (const [route, line, partNamespace] of [['GET /cte', 21, 'qt_analytics'], ['GET /raw', 22, 'qt_analytics'], ['GET /stream', 28, 'qt_app']] as const) {
       const [span] = spansInRoute(run.spans, route);
       expect(hazardsOf(span)).toEqual(['cross_database_query']);
       expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.line': line, 'querytrail.hazard.part.namespace': partNamespace });
@@ -52,7 +52,7 @@ describe('kysely: the seed scenario', () => {
     const [first, second] = spansInRoute(run.spans, 'GET /cached');
     expect(hazardsOf(first)).toEqual([]);
     expect(hazardsOf(second)).toEqual(['cross_request_reuse']);
-    expect(event(second, 'cross_request_reuse')['querytrail.hazard.line']).toBe(39);
+    expect(event(second, 'cross_request_reuse')['querytrail.hazard.line']).toBe(32);
   });
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
@@ -72,11 +72,11 @@ describe('kysely-replication: routed at execution', () => {
     const standbyPort = Number(new URL(topology().pair.standby).port);
     const [routed] = spansInRoute(run.spans, 'GET /routed');
     // bound to the instance's primary dialect; kysely-replication sent the select to the standby
-    expect(routed.attributes).toMatchObject({ 'querytrail.bound.port': primaryPort, 'querytrail.ran.port': standbyPort, 'querytrail.ran.role': 'replica', 'querytrail.construction.line': 40 });
+    expect(routed.attributes).toMatchObject({ 'querytrail.bound.port': primaryPort, 'querytrail.ran.port': standbyPort, 'querytrail.ran.role': 'replica', 'querytrail.construction.line': 33 });
     expect(hazardsOf(routed)).toEqual([]);
     const [lock] = spansInRoute(run.spans, 'GET /lock');
     expect(hazardsOf(lock)).toEqual(['write_on_replica']);
-    expect(event(lock, 'write_on_replica')['querytrail.hazard.message']).toMatch(/^SELECT items at .*kysely-app\.js:41:\d+ was sent to 127\.0\.0\.1:\d+\/qt_app, a replica \(in_hot_standby=on\)/);
+    expect(event(lock, 'write_on_replica')['querytrail.hazard.message']).toMatch(/^SELECT items at .*kysely-app\.js:34:\d+ was sent to 127\.0\.0\.1:\d+\/qt_app, a replica \(in_hot_standby=on\)/);
     expect(lock.attributes['error.type']).toBe('25006');
   });
 });

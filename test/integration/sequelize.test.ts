@@ -16,14 +16,14 @@ describe('sequelize with replication: where each query really ran', () => {
     const primary = port(topology().pair.primary);
     for (const span of [read, readProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'read', 'querytrail.bound.port': standby, 'querytrail.ran.port': standby, 'querytrail.ran.role': 'replica' });
     for (const span of [master, writeProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'write', 'querytrail.bound.port': primary, 'querytrail.ran.port': primary, 'querytrail.ran.role': 'primary' });
-    expect(read.attributes).toMatchObject({ 'querytrail.construction.file': FIXTURE, 'querytrail.construction.line': 27, 'code.line.number': 27 });
+    expect(read.attributes).toMatchObject({ 'querytrail.construction.file': FIXTURE, 'querytrail.construction.line': 20, 'code.line.number': 20 });
     for (const span of run.spans) expect(hazardsOf(span)).toEqual([]);
   });
 
   it('flags the write paths sequelize sends to the read pool, before the 25006 comes back', async () => {
     const run = await runFixture('sequelize-app.js', { env: env(), args: ['/lock', '/select-typed-update'] });
     expect(run.stdout).toBe('/lock 500 {"name":"SequelizeDatabaseError","code":"25006"}\n/select-typed-update 500 {"name":"SequelizeDatabaseError","code":"25006"}\n');
-    for (const [route, line] of [['GET /lock', 32], ['GET /select-typed-update', 33]] as const) {
+    for (const [route, line] of [['GET /lock', 25], ['GET /select-typed-update', 26]] as const) {
       const [span] = modelQueries(spansInRoute(run.spans, route));
       expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'read', 'querytrail.ran.role': 'replica', 'error.type': '25006' });
       expect(hazardsOf(span)).toEqual(['write_on_replica']);
@@ -37,7 +37,7 @@ describe('sequelize with replication: where each query really ran', () => {
     const [write, read] = modelQueries(spansInRoute(run.spans, 'GET /order'));
     expect(hazardsOf(write)).toEqual([]);
     expect(hazardsOf(read)).toEqual(['read_after_write']);
-    expect(event(read, 'read_after_write')).toMatchObject({ 'querytrail.hazard.line': 36, 'querytrail.hazard.write.line': 35, 'querytrail.hazard.table': 'items' });
+    expect(event(read, 'read_after_write')).toMatchObject({ 'querytrail.hazard.line': 29, 'querytrail.hazard.write.line': 28, 'querytrail.hazard.table': 'items' });
     expect(event(read, 'read_after_write')['querytrail.hazard.message']).toContain('pass `useMaster: true`');
     for (const span of spansInRoute(run.spans, 'GET /order-master')) expect(hazardsOf(span)).toEqual([]);
   });
@@ -48,7 +48,7 @@ describe('sequelize with replication: where each query really ran', () => {
     const flagged = modelQueries(spansInRoute(run.spans, 'GET /transfer')).filter((s) => hazardsOf(s).length > 0);
     expect(flagged).toHaveLength(1);
     expect(flagged[0].attributes).toMatchObject({ 'db.namespace': 'qt_analytics', 'db.operation.name': 'UPDATE' });
-    expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({ 'querytrail.hazard.line': 45, 'querytrail.hazard.transaction.line': 43, 'querytrail.hazard.transaction.namespace': 'qt_app' });
+    expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({ 'querytrail.hazard.line': 38, 'querytrail.hazard.transaction.line': 36, 'querytrail.hazard.transaction.namespace': 'qt_app' });
     for (const span of spansInRoute(run.spans, 'GET /same-transaction')) expect(hazardsOf(span)).toEqual([]);
   });
 
@@ -58,7 +58,7 @@ describe('sequelize with replication: where each query really ran', () => {
     expect(run.stdout).toBe('/include 200 [[1,"alpha"],[2,"beta"],[3,"gamma"]]\n');
     const [span] = modelQueries(spansInRoute(run.spans, 'GET /include'));
     expect(hazardsOf(span)).toEqual(['cross_database_query']);
-    expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 55 });
+    expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 48 });
     expect(event(span, 'cross_database_query')['querytrail.hazard.message']).toContain('include of Item');
   });
 });
