@@ -149,7 +149,11 @@ function queries(original: Method): Method {
   };
 }
 
-/** The transaction's BEGIN and COMMIT carry the line that started it; calls inside get their own trails. */
+/**
+ * The transaction's BEGIN and COMMIT carry the line that started it. Model calls inside get their own
+ * trails; a raw `sequelize.query` inside carries the transaction's line (it cannot be told apart from
+ * sequelize's own BEGIN/COMMIT, which also come through `query` with the transaction).
+ */
 function startsTransaction(original: Method): Method {
   return function transaction(this: SequelizeInstance, ...args: unknown[]) {
     let trail: Trail | undefined;
