@@ -8,20 +8,9 @@ const ROUNDS = Number(process.env.QT_BENCH_ROUNDS ?? 5);
 const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 10000);
 const WARMUP = Number(process.env.QT_BENCH_WARMUP ?? 3000);
 const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (lean)'];
-const ALL_WORKLOADS = [
-  { name: 'SELECT 1', concurrency: 1 },
-  { name: 'SELECT 1', concurrency: 8 },
-  { name: 'PK lookup', concurrency: 1 },
-  { name: 'PK lookup', concurrency: 8 },
-  { name: 'knex PK lookup', concurrency: 1 },
-  { name: 'knex PK lookup', concurrency: 8 },
-  { name: 'drizzle PK lookup', concurrency: 1 },
-  { name: 'drizzle PK lookup', concurrency: 8 },
-  { name: 'kysely PK lookup', concurrency: 1 },
-  { name: 'kysely PK lookup', concurrency: 8 },
-  { name: 'sequelize PK lookup', concurrency: 1 },
-  { name: 'sequelize PK lookup', concurrency: 8 },
-];
+const ALL_WORKLOADS = ['SELECT 1', 'PK lookup', 'knex PK lookup', 'drizzle PK lookup', 'kysely PK lookup', 'sequelize PK lookup'].flatMap((name) =>
+  [1, 8].map((concurrency) => ({ name, concurrency })),
+);
 const chosen = process.env.QT_BENCH_WORKLOADS?.split(',').map((name) => name.trim());
 const WORKLOADS = chosen ? ALL_WORKLOADS.filter((w) => chosen.includes(w.name)) : ALL_WORKLOADS;
 if (WORKLOADS.length === 0) throw new Error(`QT_BENCH_WORKLOADS names none of: ${[...new Set(ALL_WORKLOADS.map((w) => w.name))].join(', ')}`);

@@ -56,35 +56,36 @@ export class DrizzleInstrumentation extends PrototypeInstrumentation<DrizzleInst
   }
 
   protected override init() {
+    // every query class: the SQL it produces is traced back to it, and preparing it records its parts
+    const queryClass = (target: ClassExports[string]) => {
+      this.wrapMethod(target, 'getSQL', ownsSql);
+      this.wrapMethod(target, '_prepare', prepares);
+    };
     const files = (ext: string) => [
       this.patchFile(`drizzle-orm/pg-core/query-builders/select.${ext}`, VERSIONS, (e: ClassExports) => {
-        this.wrapMethod(e.PgSelectBuilder, 'from', constructs((builder: { session?: unknown }) => builder.session));
+        this.wrapMethod(e.PgSelectBuilder, 'from', constructs);
         this.wrapMethod(e.PgSelectQueryBuilderBase, 'getSQL', ownsSql);
         this.wrapMethod(e.PgSelectBase, '_prepare', prepares);
       }),
       this.patchFile(`drizzle-orm/pg-core/query-builders/insert.${ext}`, VERSIONS, (e: ClassExports) => {
-        this.wrapMethod(e.PgInsertBuilder, 'values', constructs((builder: { session?: unknown }) => builder.session));
-        this.wrapMethod(e.PgInsertBuilder, 'select', constructs((builder: { session?: unknown }) => builder.session));
-        this.wrapMethod(e.PgInsertBase, 'getSQL', ownsSql);
-        this.wrapMethod(e.PgInsertBase, '_prepare', prepares);
+        this.wrapMethod(e.PgInsertBuilder, 'values', constructs);
+        this.wrapMethod(e.PgInsertBuilder, 'select', constructs);
+        queryClass(e.PgInsertBase);
       }),
       this.patchFile(`drizzle-orm/pg-core/query-builders/update.${ext}`, VERSIONS, (e: ClassExports) => {
-        this.wrapMethod(e.PgUpdateBuilder, 'set', constructs((builder: { session?: unknown }) => builder.session));
-        this.wrapMethod(e.PgUpdateBase, 'getSQL', ownsSql);
-        this.wrapMethod(e.PgUpdateBase, '_prepare', prepares);
+        this.wrapMethod(e.PgUpdateBuilder, 'set', constructs);
+        queryClass(e.PgUpdateBase);
       }),
       this.patchFile(`drizzle-orm/pg-core/query-builders/delete.${ext}`, VERSIONS, (e: ClassExports) => {
-        this.wrapMethod(e.PgDeleteBase, 'getSQL', ownsSql);
-        this.wrapMethod(e.PgDeleteBase, '_prepare', prepares);
+        queryClass(e.PgDeleteBase);
       }),
       this.patchFile(`drizzle-orm/pg-core/query-builders/query.${ext}`, VERSIONS, (e: ClassExports) => {
-        this.wrapMethod(e.RelationalQueryBuilder, 'findMany', constructs((builder: { session?: unknown }) => builder.session));
-        this.wrapMethod(e.RelationalQueryBuilder, 'findFirst', constructs((builder: { session?: unknown }) => builder.session));
-        this.wrapMethod(e.PgRelationalQuery, 'getSQL', ownsSql);
-        this.wrapMethod(e.PgRelationalQuery, '_prepare', prepares);
+        this.wrapMethod(e.RelationalQueryBuilder, 'findMany', constructs);
+        this.wrapMethod(e.RelationalQueryBuilder, 'findFirst', constructs);
+        queryClass(e.PgRelationalQuery);
       }),
       this.patchFile(`drizzle-orm/pg-core/db.${ext}`, VERSIONS, (e: ClassExports) => {
-        this.wrapMethod(e.PgDatabase, 'delete', constructs((db: { session?: unknown }) => db.session));
+        this.wrapMethod(e.PgDatabase, 'delete', constructs);
         this.wrapMethod(e.PgDatabase, 'execute', executesRaw);
       }),
       this.patchFile(`drizzle-orm/pg-core/dialect.${ext}`, VERSIONS, (e: ClassExports) => this.wrapMethod(e.PgDialect, 'sqlToQuery', compiles)),
@@ -98,12 +99,11 @@ export class DrizzleInstrumentation extends PrototypeInstrumentation<DrizzleInst
   }
 }
 
-/** A factory that returns the finished query object; `sessionOf` reads the session it will run on. */
-function constructs(sessionOf: (self: any) => unknown) { // eslint-disable-line @typescript-eslint/no-explicit-any
-  return (original: Method): Method =>
-    function construct(this: unknown, ...args: unknown[]) {
-      return stamp(original.apply(this, args), sessionOf(this) as DrizzleBuilder['session'], construct);
-    };
+/** A factory (on a builder or the database) that returns the finished query object; its session is where it will run. */
+function constructs(original: Method): Method {
+  return function construct(this: { session?: DrizzleBuilder['session'] }, ...args: unknown[]) {
+    return stamp(original.apply(this, args), this.session, construct);
+  };
 }
 
 function ownsSql(original: Method): Method {

@@ -1,12 +1,11 @@
 import * as path from 'node:path';
-import { FIXTURES, hazardEvent as event, hazardsOf, runFixture, spansInRoute, topology } from '../support/run-fixture';
+import { FIXTURES, hazardEvent as event, hazardsOf, ormFixtureEnv, runFixture, spansInRoute } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'knex-app.js');
-const env = () => ({ QT_PRIMARY: topology().primary, QT_ANALYTICS: topology().analytics });
 
 describe('knex: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
-    const run = await runFixture('knex-app.js', { env: env(), args: ['/seed'] });
+    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/seed'] });
     expect(run.code).toBe(0);
     // knex compiled the analytics sub-query into SQL for qt_app: ids of qt_app, not analytics' [3]
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n');
@@ -45,7 +44,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('finds nothing wrong in same-database sub-queries and transactions', async () => {
-    const run = await runFixture('knex-app.js', { env: env(), args: ['/same-db', '/transaction'] });
+    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/same-db', '/transaction'] });
     expect(run.stdout).toBe('/same-db 200 [1,2]\n/transaction 200 3\n');
     const spans = [...spansInRoute(run.spans, 'GET /same-db'), ...spansInRoute(run.spans, 'GET /transaction')];
     expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
@@ -56,7 +55,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('says that knex re-bound an embedded raw to the outer database for good', async () => {
-    const run = await runFixture('knex-app.js', { env: env(), args: ['/raw'] });
+    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/raw'] });
     expect(run.stdout).toBe('/raw 200 {"embedded":[1,2,3],"alone":[1,2,3]}\n');
     const [embedded, alone] = spansInRoute(run.spans, 'GET /raw');
     expect(event(embedded, 'cross_database_query')['querytrail.hazard.message']).toMatch(
@@ -68,7 +67,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('flags a query object cached across requests', async () => {
-    const run = await runFixture('knex-app.js', { env: env(), args: ['/cached', '/cached'] });
+    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/cached', '/cached'] });
     const [first, second] = spansInRoute(run.spans, 'GET /cached');
     expect(hazardsOf(first)).toEqual([]);
     expect(hazardsOf(second)).toEqual(['cross_request_reuse']);
@@ -76,7 +75,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
-    const run = await runFixture('knex-app.js', { env: { ...env(), QUERYTRAIL_STRICT: 'cross_database_query' }, args: ['/seed', '/same-db'] });
+    const run = await runFixture('knex-app.js', { env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' }, args: ['/seed', '/same-db'] });
     expect(run.stdout).toBe('/seed 500 {"name":"QueryTrailHazardError","code":"cross_database_query"}\n/same-db 200 [1,2]\n');
     const [span] = spansInRoute(run.spans, 'GET /seed');
     expect(span.attributes['error.type']).toBe('QueryTrailHazardError');
@@ -84,7 +83,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('with QUERYTRAIL_CAPTURE=lean, detects on the first occurrence and names the request-built part from the next', async () => {
-    const run = await runFixture('knex-app.js', { env: { ...env(), QUERYTRAIL_CAPTURE: 'lean' }, args: ['/seed', '/seed'] });
+    const run = await runFixture('knex-app.js', { env: { ...ormFixtureEnv(), QUERYTRAIL_CAPTURE: 'lean' }, args: ['/seed', '/seed'] });
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n/seed 200 [1,2,3]\n');
     const [first, second] = spansInRoute(run.spans, 'GET /seed');
     for (const span of [first, second]) {
@@ -97,7 +96,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('carries the trail into .stream() runs', async () => {
-    const run = await runFixture('knex-app.js', { env: env(), args: ['/stream'] });
+    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/stream'] });
     expect(run.stdout).toBe('/stream 200 [1,2,3]\n');
     const [span] = spansInRoute(run.spans, 'GET /stream');
     // the clone is built at line 41; its lineage root, with the frozen cut-off, at line 9
@@ -108,7 +107,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('runs init-time queries without a hazard', async () => {
-    const run = await runFixture('knex-app.js', { env: env(), args: [] });
+    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: [] });
     const init = run.spans.find((s) => String(s.attributes['db.query.text']).includes('at_init'))!;
     expect(init.attributes).toMatchObject({ 'querytrail.library': 'knex', 'querytrail.execution.phase': 'init', 'querytrail.construction.line': 47 });
     expect(hazardsOf(init)).toEqual([]);

@@ -1,12 +1,11 @@
 import * as path from 'node:path';
-import { FIXTURES, hazardEvent as event, hazardsOf, runFixture, spansInRoute, topology } from '../support/run-fixture';
+import { FIXTURES, hazardEvent as event, hazardsOf, ormFixtureEnv, runFixture, spansInRoute, topology } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'kysely-app.js');
-const env = () => ({ QT_PRIMARY: topology().primary, QT_ANALYTICS: topology().analytics, QT_PAIR_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
 
 describe('kysely: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
-    const run = await runFixture('kysely-app.js', { env: env(), args: ['/seed'] });
+    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/seed'] });
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n'); // the analytics sub-query ran on qt_app
     const [span] = spansInRoute(run.spans, 'GET /seed');
@@ -27,10 +26,10 @@ describe('kysely: the seed scenario', () => {
     expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(15);
   });
 
-  it('finds foreign sub-queries in CTEs, sql templates and streamed queries', async () => {
-    const run = await runFixture('kysely-app.js', { env: env(), args: ['/cte', '/raw', '/stream'] });
-    expect(run.stdout).toBe('/cte 200 [1,2,3]\n/raw 200 3\n/stream 200 [3,4,100]\n');
-    for (const [route, line, partNamespace] of [['GET /cte', 21, 'qt_analytics'], ['GET /raw', 22, 'qt_analytics'], ['GET /stream', 28, 'qt_app']] as const) {
+  it('finds foreign sub-queries in CTEs, sql templates, streamed queries and selectFrom(subquery)', async () => {
+    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/cte', '/raw', '/stream', '/from-subquery'] });
+    expect(run.stdout).toBe('/cte 200 [1,2,3]\n/raw 200 3\n/stream 200 [3,4,100]\n/from-subquery 200 [1,2,3]\n');
+    for (const [route, line, partNamespace] of [['GET /cte', 21, 'qt_analytics'], ['GET /raw', 22, 'qt_analytics'], ['GET /stream', 28, 'qt_app'], ['GET /from-subquery', 35, 'qt_analytics']] as const) {
       const [span] = spansInRoute(run.spans, route);
       expect(hazardsOf(span)).toEqual(['cross_database_query']);
       expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.line': line, 'querytrail.hazard.part.namespace': partNamespace });
@@ -38,7 +37,7 @@ describe('kysely: the seed scenario', () => {
   });
 
   it('finds nothing wrong in same-database sub-queries, expression sub-queries and transactions', async () => {
-    const run = await runFixture('kysely-app.js', { env: env(), args: ['/same-db', '/expression', '/transaction'] });
+    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/same-db', '/expression', '/transaction'] });
     expect(run.stdout).toBe('/same-db 200 [1,2]\n/expression 200 [1,2]\n/transaction 200 3\n');
     const spans = ['GET /same-db', 'GET /expression', 'GET /transaction'].flatMap((route) => spansInRoute(run.spans, route));
     expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
@@ -47,7 +46,7 @@ describe('kysely: the seed scenario', () => {
   });
 
   it('flags a builder cached by one request and run by another', async () => {
-    const run = await runFixture('kysely-app.js', { env: env(), args: ['/cached', '/cached'] });
+    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/cached', '/cached'] });
     expect(run.stdout).toBe('/cached 200 [2]\n/cached 200 [2]\n');
     const [first, second] = spansInRoute(run.spans, 'GET /cached');
     expect(hazardsOf(first)).toEqual([]);
@@ -56,7 +55,7 @@ describe('kysely: the seed scenario', () => {
   });
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
-    const run = await runFixture('kysely-app.js', { env: { ...env(), QUERYTRAIL_STRICT: 'cross_database_query' }, args: ['/seed', '/same-db'] });
+    const run = await runFixture('kysely-app.js', { env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' }, args: ['/seed', '/same-db'] });
     expect(run.stdout).toBe('/seed 500 {"name":"QueryTrailHazardError","code":"cross_database_query"}\n/same-db 200 [1,2]\n');
     const [span] = spansInRoute(run.spans, 'GET /seed');
     expect(span.attributes['error.type']).toBe('QueryTrailHazardError');
@@ -66,7 +65,7 @@ describe('kysely: the seed scenario', () => {
 
 describe('kysely-replication: routed at execution', () => {
   it('reports the server each query really ran on, and a FOR UPDATE routed to the replica', async () => {
-    const run = await runFixture('kysely-app.js', { env: env(), args: ['/routed', '/lock'] });
+    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/routed', '/lock'] });
     expect(run.stdout).toBe('/routed 200 [1]\n/lock 500 {"name":"error","code":"25006"}\n');
     const primaryPort = Number(new URL(topology().pair.primary).port);
     const standbyPort = Number(new URL(topology().pair.standby).port);
@@ -83,7 +82,7 @@ describe('kysely-replication: routed at execution', () => {
 
 describe('kysely: the ESM build', () => {
   it('is instrumented in an ESM app started with --import querytrail/agent', async () => {
-    const run = await runFixture('kysely-esm.mjs', { env: env(), nodeArgs: ['--import', 'querytrail/agent'] });
+    const run = await runFixture('kysely-esm.mjs', { env: ormFixtureEnv(), nodeArgs: ['--import', 'querytrail/agent'] });
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('[1,2,3]\n');
     expect(run.spans.length).toBe(1);

@@ -1,14 +1,13 @@
 import * as path from 'node:path';
-import { ExportedSpan, FIXTURES, hazardEvent as event, hazardsOf, runFixture, spansInRoute, topology } from '../support/run-fixture';
+import { ExportedSpan, FIXTURES, hazardEvent as event, hazardsOf, ormFixtureEnv, runFixture, spansInRoute, topology } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'sequelize-app.js');
-const env = () => ({ QT_PRIMARY: topology().primary, QT_ANALYTICS: topology().analytics, QT_PAIR_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
 const port = (url: string) => Number(new URL(url).port);
 const modelQueries = (spans: ExportedSpan[]) => spans.filter((s) => s.attributes['querytrail.library'] === 'sequelize');
 
 describe('sequelize with replication: where each query really ran', () => {
   it("reports the pool sequelize picked and the server's own word on where it ran", async () => {
-    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/routed'] });
+    const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/routed'] });
     // the app asked each pool's server itself: the read pool's is in recovery, the write pool's is not
     expect(JSON.parse(run.stdout.replace('/routed 200 ', ''))).toEqual({ read: [1], master: [1], readPoolInRecovery: true, writePoolInRecovery: false });
     const [read, master, readProbe, writeProbe] = modelQueries(spansInRoute(run.spans, 'GET /routed'));
@@ -21,7 +20,7 @@ describe('sequelize with replication: where each query really ran', () => {
   });
 
   it('flags the write paths sequelize sends to the read pool, before the 25006 comes back', async () => {
-    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/lock', '/select-typed-update'] });
+    const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/lock', '/select-typed-update'] });
     expect(run.stdout).toBe('/lock 500 {"name":"SequelizeDatabaseError","code":"25006"}\n/select-typed-update 500 {"name":"SequelizeDatabaseError","code":"25006"}\n');
     for (const [route, line] of [['GET /lock', 25], ['GET /select-typed-update', 26]] as const) {
       const [span] = modelQueries(spansInRoute(run.spans, route));
@@ -32,7 +31,7 @@ describe('sequelize with replication: where each query really ran', () => {
   });
 
   it('flags a read from the replica of a table the request just wrote on the primary, and not with useMaster', async () => {
-    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/order', '/order-master'] });
+    const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/order', '/order-master'] });
     expect(run.stdout).toBe('/order 200 1\n/order-master 200 1\n');
     const [write, read] = modelQueries(spansInRoute(run.spans, 'GET /order'));
     expect(hazardsOf(write)).toEqual([]);
@@ -43,7 +42,7 @@ describe('sequelize with replication: where each query really ran', () => {
   });
 
   it('flags a write to another database while a transaction is open, and nothing in a one-database transaction', async () => {
-    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/transfer', '/same-transaction'] });
+    const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/transfer', '/same-transaction'] });
     expect(run.stdout).toBe('/transfer 200 "done"\n/same-transaction 200 1\n');
     const flagged = modelQueries(spansInRoute(run.spans, 'GET /transfer')).filter((s) => hazardsOf(s).length > 0);
     expect(flagged).toHaveLength(1);
@@ -53,7 +52,7 @@ describe('sequelize with replication: where each query really ran', () => {
   });
 
   it('flags an include of a model from another Sequelize instance', async () => {
-    const run = await runFixture('sequelize-app.js', { env: env(), args: ['/include'] });
+    const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/include'] });
     // the include joined qt_app's own items, not qt_analytics'
     expect(run.stdout).toBe('/include 200 [[1,"alpha"],[2,"beta"],[3,"gamma"]]\n');
     const [span] = modelQueries(spansInRoute(run.spans, 'GET /include'));

@@ -22,6 +22,12 @@ export function topology(): Topology {
   return JSON.parse(raw);
 }
 
+/** The variables the ORM fixtures read: both databases on the primary, and the replication pair. */
+export function ormFixtureEnv(): Record<string, string> {
+  const { primary, analytics, pair } = topology();
+  return { QT_PRIMARY: primary, QT_ANALYTICS: analytics, QT_PAIR_PRIMARY: pair.primary, QT_STANDBY: pair.standby };
+}
+
 export interface ExportedSpan {
   name: string;
   traceId: string;
