@@ -13,6 +13,8 @@ export { KyselyInstrumentation } from '../instrumentations/kysely/instrumentatio
 export type { KyselyInstrumentationConfig } from '../instrumentations/kysely/types';
 export { SequelizeInstrumentation } from '../instrumentations/sequelize/instrumentation';
 export type { SequelizeInstrumentationConfig } from '../instrumentations/sequelize/types';
+export { TypeormInstrumentation } from '../instrumentations/typeorm/instrumentation';
+export type { TypeormInstrumentationConfig } from '../instrumentations/typeorm/types';
 export { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';
 export { JsonLinesSpanProcessor } from '../exporters/jsonl';
 export { ConsoleSpanProcessor, ConsoleWarnings } from '../exporters/console';

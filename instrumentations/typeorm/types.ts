@@ -1,0 +1,37 @@
+import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+
+export type TypeormInstrumentationConfig = InstrumentationConfig;
+
+/** Connection settings as typeorm takes them, at the top level or per replication member. */
+export interface TypeormCredentials {
+  url?: string;
+  host?: string;
+  port?: number | string;
+  database?: string;
+}
+
+/** The parts of a DataSource querytrail reads: its type and where its pools point. */
+export interface TypeormDataSource {
+  options: TypeormCredentials & { type?: string; replication?: { master?: TypeormCredentials; slaves?: TypeormCredentials[] } };
+  [key: symbol]: unknown;
+}
+
+/** QueryBuilders keep their state here; typeorm clones it when a builder is cloned or changes type. */
+export interface TypeormExpressionMap {
+  dataSource: TypeormDataSource;
+  [key: symbol]: unknown;
+}
+
+export interface TypeormQueryBuilder {
+  expressionMap: TypeormExpressionMap;
+}
+
+export interface TypeormEntityManager {
+  dataSource: TypeormDataSource;
+}
+
+/** `mode` is what `createQueryRunner(mode)` was asked for: the pool its connection comes from. */
+export interface TypeormQueryRunner {
+  dataSource: TypeormDataSource;
+  mode: 'master' | 'slave';
+}
