@@ -12,15 +12,12 @@ const REPLACED = Symbol('querytrail.replaced');
  * runners). This base wires a file's classes to wrappers, and unwraps whatever it wrapped.
  */
 export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> extends InstrumentationBase<C> {
-  /** `patch` receives the file's exports and calls `wrapMethod` on its classes. */
-  protected patchFile(name: string, versions: string[], patch: (exports: ClassExports) => void): InstrumentationNodeModuleFile {
+  /** `patch` receives the file's exports and calls `wrapMethod` on its classes; it may return other exports to use. */
+  protected patchFile(name: string, versions: string[], patch: (exports: ClassExports) => ClassExports | void): InstrumentationNodeModuleFile {
     return new InstrumentationNodeModuleFile(
       name,
       versions,
-      (exports: ClassExports) => {
-        patch(exports);
-        return exports;
-      },
+      (exports: ClassExports) => patch(exports) ?? exports,
       (exports: ClassExports | undefined) => {
         for (const [key, value] of Object.entries(exports ?? {})) {
           const original = (value as { [REPLACED]?: unknown } | undefined)?.[REPLACED];
@@ -52,6 +49,17 @@ export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> 
     if (typeof holder !== 'function' || !Object.prototype.hasOwnProperty.call(holder, name)) return;
     if (isWrapped(holder[name])) this._unwrap(holder, name);
     this._wrap(holder as Record<string, Method>, name, wrapper as never);
+  }
+
+  /**
+   * Bundled libraries (esbuild's `__toCommonJS`) export read-only getters: the patch returns a plain copy
+   * of the exports, whose functions `replaceExport` can then replace.
+   */
+  protected writableCopy(exports: ClassExports): ClassExports {
+    const copy: Record<string, unknown> = {};
+    for (const key of Object.keys(exports)) copy[key] = (exports as Record<string, unknown>)[key];
+    if ((exports as { __esModule?: boolean }).__esModule) Object.defineProperty(copy, '__esModule', { value: true });
+    return copy as ClassExports;
   }
 
   /**

@@ -16,6 +16,7 @@ import { DrizzleInstrumentation } from '../instrumentations/drizzle/instrumentat
 import { KnexInstrumentation } from '../instrumentations/knex/instrumentation';
 import { KyselyInstrumentation } from '../instrumentations/kysely/instrumentation';
 import { PgInstrumentation } from '../instrumentations/pg/instrumentation';
+import { PrismaInstrumentation } from '../instrumentations/prisma/instrumentation';
 import { SequelizeInstrumentation } from '../instrumentations/sequelize/instrumentation';
 import { TypeormInstrumentation } from '../instrumentations/typeorm/instrumentation';
 import { configureQuerytrail } from './index';
@@ -43,7 +44,7 @@ function start(): Agent | undefined {
   metrics.setGlobalMeterProvider(meterProvider);
 
   // querytrail's HTTP scope first: its emit wrapper then runs inside the OTel HTTP span's context.
-  const instrumentations: InstrumentationBase[] = [new HttpScopeInstrumentation(), new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation(), new KyselyInstrumentation(), new SequelizeInstrumentation(), new TypeormInstrumentation()];
+  const instrumentations: InstrumentationBase[] = [new HttpScopeInstrumentation(), new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation(), new KyselyInstrumentation(), new SequelizeInstrumentation(), new TypeormInstrumentation(), new PrismaInstrumentation()];
   const disabled = new Set((env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()));
   if (!disabled.has('http')) {
     const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');

@@ -13,6 +13,8 @@ export { KyselyInstrumentation } from '../instrumentations/kysely/instrumentatio
 export type { KyselyInstrumentationConfig } from '../instrumentations/kysely/types';
 export { SequelizeInstrumentation } from '../instrumentations/sequelize/instrumentation';
 export type { SequelizeInstrumentationConfig } from '../instrumentations/sequelize/types';
+export { PrismaInstrumentation } from '../instrumentations/prisma/instrumentation';
+export type { PrismaInstrumentationConfig } from '../instrumentations/prisma/types';
 export { TypeormInstrumentation } from '../instrumentations/typeorm/instrumentation';
 export type { TypeormInstrumentationConfig } from '../instrumentations/typeorm/types';
 export { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';

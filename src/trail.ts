@@ -25,8 +25,10 @@ export interface Trail {
   readonly kind?: string;
   /** The library re-bound this object to another database when it was embedded (knex raws). */
   rebound?: boolean;
-  /** The pool the ORM picked for it, where it has several: `read`/`write` (sequelize), `master`/`slave` (typeorm). */
+  /** The pool the ORM picked for it, where it has several: `read`/`write` (sequelize), `master`/`slave` (typeorm), `primary`/`replica` (prisma). */
   pool?: string;
+  /** The transaction the app handed it to, when the library runs it on its own connection instead (prisma `$transaction([...])`). */
+  transaction?: Trail;
 }
 
 export interface TrailInit {

@@ -108,7 +108,10 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
         const text = textOf(config);
         if (text !== undefined) {
           const statement = analyzeStatement(text, 'postgresql');
-          pending = { text, statement, site: getRuntime().sites.executionSite(statement.text, poolQuery) };
+          // An ORM calling pool.query after its own awaits (prisma's adapter, drizzle) has no app frame left but
+          // V8's async frames, which may name a caller's `await`: the site the ORM took, if it took one, is better.
+          const site = executingSite() ?? getRuntime().sites.executionSite(statement.text, poolQuery);
+          pending = { text, statement, site };
         }
       } catch (err) {
         internalErrorOccurred('pg pool.query', err);

@@ -9,6 +9,20 @@ import type { HazardRule } from './types';
  * outside the transaction, too).
  */
 export const crossDatabaseTransaction: HazardRule = (trail, execution) => {
+  const handed = trail?.transaction;
+  if (handed !== undefined && handed.binding !== undefined && handed.binding !== execution.ran) {
+    const { site, where } = describeExecution(trail, execution);
+    const begunAt = resolveSite(handed.site);
+    return {
+      code: 'cross_database_transaction',
+      severity: 'error',
+      site,
+      message:
+        `${execution.statement.summary} ${where} was given to the transaction started at ${formatSite(begunAt)} on ${describeBinding(handed.binding)}, but it belongs to ${describeBinding(execution.ran)} and runs there, outside that transaction: ` +
+        'it neither sees the transaction\'s writes nor rolls back with it; run it in a transaction of its own client, or move that table to one database.',
+      attributes: relatedSiteAttributes('transaction', begunAt, { 'querytrail.hazard.transaction.namespace': handed.binding.namespace ?? '' }),
+    };
+  }
   if (!execution.statement.isWrite) return undefined;
   const open = execution.ledger?.transactionOnOtherDatabase(execution.ran);
   if (open === undefined) return undefined;

@@ -9,6 +9,7 @@ import { frozenParameter } from '../../src/hazards/frozen-parameter';
 import { initQueryInRequest } from '../../src/hazards/init-query-in-request';
 import { readAfterWrite } from '../../src/hazards/read-after-write';
 import { crossDatabaseTransaction } from '../../src/hazards/cross-database-transaction';
+import { memoisedResultReuse } from '../../src/hazards/memoised-result';
 import { ScopeLedger } from '../../src/ledger';
 import { requestScope } from '../../src/scope';
 import { analyzeKeywords } from '../../src/statement';
@@ -241,5 +242,44 @@ describe('cross_database_transaction', () => {
     expect(crossDatabaseTransaction(undefined, writeOn('db1', 'analytics', ledger, 'SELECT * FROM audit'))).toBeUndefined();
     ledger.end(connection);
     expect(crossDatabaseTransaction(undefined, writeOn('db1', 'analytics', ledger))).toBeUndefined();
+  });
+
+  it("fires for a query object handed to another database's transaction, read or write, with no transaction in the ledger", () => {
+    const transaction = createTrail({ library: 'prisma', site: at(7), binding: main, kind: 'transaction' });
+    const analytics = registry.ref('postgresql', 'db1', 5432, 'analytics');
+    const trail: Trail = { ...createTrail({ library: 'prisma', site: internSite('/app/reports.js', 8, 40), binding: analytics }), transaction };
+    const hazard = crossDatabaseTransaction(trail, { ...writeOn('db1', 'analytics', new ScopeLedger(), 'SELECT * FROM audit'), executionSite: () => undefined })!;
+    expect(hazard).toMatchObject({ code: 'cross_database_transaction', severity: 'error' });
+    expect(hazard.message).toMatch(/^SELECT audit \(the prisma query built at init at \/app\/reports\.js:8:40\) was given to the transaction started at \/app\/reports\.js:7:3 on main \(db1:5432\/app\), but it belongs to db1:5432\/analytics and runs there, outside that transaction/);
+    expect(hazard.attributes).toMatchObject({ 'querytrail.hazard.transaction.namespace': 'app', 'querytrail.hazard.transaction.line': 7 });
+    // handed to a transaction of its own database: it is part of it
+    expect(crossDatabaseTransaction({ ...trail, transaction: { ...transaction, binding: analytics } }, writeOn('db1', 'analytics', new ScopeLedger(), 'SELECT 1'))).toBeUndefined();
+  });
+});
+
+describe('a memoised result awaited again (prisma promises)', () => {
+  const built = internSite('/app/queries.js', 3, 14);
+  const request = requestScope({ method: 'GET', url: '/count' });
+  const initTrail = () => createTrail({ library: 'prisma', site: built, binding: main });
+
+  it('is init_query_in_request when the promise was made and first run at init', () => {
+    const trail = initTrail();
+    const hazard = memoisedResultReuse(trail, { phase: 'init', scopeId: undefined, at: 1_000 }, request, 31_000)!;
+    expect(hazard).toMatchObject({ code: 'init_query_in_request', severity: 'warning', site: built, attributes: { 'querytrail.hazard.age_ms': 30_000, 'querytrail.hazard.memoised': true } });
+    expect(hazard.message).toBe(
+      'The prisma query built at init at /app/queries.js:3:14 is awaited in request GET /count, but it keeps its first result: it sends no query and returns the rows it read from main (db1:5432/app) at init, 30.0 s ago; create the query in the request instead (/app/queries.js:3:14).',
+    );
+  });
+
+  it('is cross_request_reuse for a promise made in one request and awaited again in another', () => {
+    const earlier = requestScope({ method: 'GET', url: '/warm' });
+    const trail: Trail = { ...createTrail({ library: 'prisma', site: built, binding: main }), phase: 'request', scopeId: earlier.id };
+    expect(memoisedResultReuse(trail, { phase: 'request', scopeId: earlier.id, at: 1_000 }, request, 2_000)?.code).toBe('cross_request_reuse');
+  });
+
+  it('stays silent in the request that ran it, and outside requests', () => {
+    const trail = initTrail();
+    expect(memoisedResultReuse(trail, { phase: 'request', scopeId: request.id, at: 1_000 }, request, 2_000)).toBeUndefined();
+    expect(memoisedResultReuse(trail, { phase: 'init', scopeId: undefined, at: 1_000 }, undefined, 2_000)).toBeUndefined();
   });
 });

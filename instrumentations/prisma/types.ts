@@ -1,0 +1,32 @@
+import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+
+export type PrismaInstrumentationConfig = InstrumentationConfig;
+
+/** `new PrismaPg(poolOrConfig)`: the driver adapter factory a client is given. */
+export interface PrismaPgFactory {
+  adapterName?: string;
+  externalPool?: unknown;
+  config?: { connectionString?: string; host?: string; port?: number | string; database?: string };
+}
+
+/**
+ * A PrismaClient as its constructor leaves it (the raw instance behind the proxy it returns): the
+ * factory of PrismaPromises and the adapter.
+ */
+export interface PrismaRawClient {
+  _originalClient?: PrismaRawClient;
+  _engineConfig?: { adapter?: PrismaPgFactory };
+  _createPrismaPromise: PrismaPromiseFactory;
+  [key: symbol]: unknown;
+}
+
+/** Runs `callback` (the query) on the first `then`, and keeps its result; batches call it per transaction. */
+export type PrismaPromiseFactory = (callback: (transaction?: unknown) => unknown, ...rest: unknown[]) => PrismaPromise;
+
+export interface PrismaPromise {
+  then: (...args: unknown[]) => unknown;
+  catch: (...args: unknown[]) => unknown;
+  finally: (...args: unknown[]) => unknown;
+}
+
+export type PrismaClientClass = new (...args: unknown[]) => object;
