@@ -1,12 +1,10 @@
-import { trace } from '@opentelemetry/api';
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { DatabaseRef } from '../../src/database';
 import { internalErrorOccurred } from '../../src/guard';
-import { describeBinding } from '../../src/hazards/describe';
-import { FirstRun, memoisedResultReuse } from '../../src/hazards/memoised-result';
-import { HazardReporter, QueryTrailHazardError } from '../../src/report';
+import type { FirstRun } from '../../src/hazards/memoised-result';
+import { ResultReuseReporter } from '../../src/result-reuse';
 import { getRuntime } from '../../src/runtime';
-import { currentScope, describeScope, phaseOf, routeOf } from '../../src/scope';
+import { currentScope, phaseOf } from '../../src/scope';
 import { createTrail, executingTrail, Trail, withExecutionOf } from '../../src/trail';
 import { VERSION } from '../../src/version';
 import { pgTargetOf } from '../pg/target';
@@ -59,7 +57,7 @@ function promiseTrail(client: PrismaRawClient, below: Function): Trail | undefin
  * pool is `primary` or `replica`.
  */
 export class PrismaInstrumentation extends PrototypeInstrumentation<PrismaInstrumentationConfig> {
-  private reporter: HazardReporter | undefined;
+  private readonly reuse = new ResultReuseReporter(() => this.meter);
 
   constructor(config: PrismaInstrumentationConfig = {}) {
     super('querytrail-prisma', VERSION, config);
@@ -84,15 +82,7 @@ export class PrismaInstrumentation extends PrototypeInstrumentation<PrismaInstru
 
   // InstrumentationBase calls this from its constructor, before this class's fields exist.
   protected override _updateMetricInstruments(): void {
-    this.reporter?.createInstruments(this.meter);
-  }
-
-  private getReporter(): HazardReporter {
-    if (this.reporter === undefined) {
-      this.reporter = new HazardReporter(getRuntime().warnings);
-      this.reporter.createInstruments(this.meter);
-    }
-    return this.reporter;
+    this.reuse?.updateInstruments();
   }
 
   /** `getPrismaClient(config)` makes the generated client's class: a subclass instruments each instance. */
@@ -163,25 +153,10 @@ export class PrismaInstrumentation extends PrototypeInstrumentation<PrismaInstru
       if (typeof original !== 'function') continue;
       promise[name] = function awaited(this: unknown, ...args: unknown[]) {
         const firstRun = firstRunOf();
-        const rejection = firstRun === undefined ? undefined : instrumentation.judgeReuse(trail, firstRun);
+        const rejection = firstRun === undefined ? undefined : instrumentation.reuse.judge(trail, firstRun);
         if (rejection !== undefined) return (Promise.reject(rejection) as unknown as PrismaPromise)[name](...args);
         return original.apply(this, args);
       };
-    }
-  }
-
-  private judgeReuse(trail: Trail, firstRun: FirstRun): QueryTrailHazardError | undefined {
-    try {
-      const scope = currentScope();
-      const hazard = memoisedResultReuse(trail, firstRun, scope, Date.now());
-      if (hazard === undefined) return undefined;
-      // no query span: the event goes on the span the app is in (the request's)
-      const span = trace.getActiveSpan() ?? trace.wrapSpanContext({ traceId: '', spanId: '', traceFlags: 0 });
-      this.getReporter().report(span, [hazard], trail.binding?.namespace, routeOf(scope), () => ({ bound: describeBinding(trail.binding), ran: 'no query: the result kept from its first run', scope: describeScope(scope) }));
-      return getRuntime().config.strict.has(hazard.code) ? new QueryTrailHazardError([hazard]) : undefined;
-    } catch (err) {
-      internalErrorOccurred('prisma reuse', err);
-      return undefined;
     }
   }
 }

@@ -1,6 +1,7 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { DatabaseRef } from '../../src/database';
 import { internalErrorOccurred } from '../../src/guard';
+import { ResultReuseReporter } from '../../src/result-reuse';
 import { getRuntime } from '../../src/runtime';
 import { currentScope, phaseOf } from '../../src/scope';
 import { addPart, createTrail, executingTrail, Trail, withExecutionOf, withoutExecution } from '../../src/trail';
@@ -70,19 +71,26 @@ function recordForeignIncludes(trail: Trail, sequelize: SequelizeInstance, inclu
  * the pg layer's. Includes of models from another instance are recorded as parts.
  */
 export class SequelizeInstrumentation extends PrototypeInstrumentation<SequelizeInstrumentationConfig> {
+  private readonly reuse = new ResultReuseReporter(() => this.meter);
+
   constructor(config: SequelizeInstrumentationConfig = {}) {
     super('querytrail-sequelize', VERSION, config);
+  }
+
+  // InstrumentationBase calls this from its constructor, before this class's fields exist.
+  protected override _updateMetricInstruments(): void {
+    this.reuse?.updateInstruments();
   }
 
   protected override init() {
     return [
       new InstrumentationNodeModuleDefinition('sequelize', VERSIONS, undefined, undefined, [
         this.patchFile('sequelize/lib/model.js', VERSIONS, (Model: ClassExports) => {
-          for (const name of MODEL_STATICS) this.wrapStatic(Model, name, (original) => callsModel(original, (model) => (model as SequelizeModel).sequelize));
-          for (const name of MODEL_METHODS) this.wrapMethod(Model, name, (original) => callsModel(original, (instance) => (instance as { constructor: SequelizeModel }).constructor.sequelize));
+          for (const name of MODEL_STATICS) this.wrapStatic(Model, name, (original) => callsModel(original, (model) => (model as SequelizeModel).sequelize, this.reuse));
+          for (const name of MODEL_METHODS) this.wrapMethod(Model, name, (original) => callsModel(original, (instance) => (instance as { constructor: SequelizeModel }).constructor.sequelize, this.reuse));
         }),
         this.patchFile('sequelize/lib/sequelize.js', VERSIONS, (exports: ClassExports) => {
-          this.wrapMethod(exports.Sequelize, 'query', queries);
+          this.wrapMethod(exports.Sequelize, 'query', (original) => queries(original, this.reuse));
           this.wrapMethod(exports.Sequelize, 'transaction', startsTransaction);
         }),
         // a new connection's setup (SET …, the type probe) belongs to no model call: plain pg spans
@@ -98,8 +106,24 @@ export class SequelizeInstrumentation extends PrototypeInstrumentation<Sequelize
   }
 }
 
+/**
+ * sequelize runs a call when it is made: one made at init ran then, and a request that awaits its
+ * promise gets the boot-time rows. Its awaits are watched (rarely needed: only at init).
+ */
+function runsAndWatches(trail: Trail, run: () => unknown, reuse: ResultReuseReporter): unknown {
+  const result = withExecutionOf(trail, run, trail.site);
+  if (trail.phase === 'init' && result instanceof Promise) {
+    try {
+      reuse.observeAwaits(result, trail, { phase: 'init', scopeId: undefined, at: trail.createdAt });
+    } catch (err) {
+      internalErrorOccurred('sequelize init call', err);
+    }
+  }
+  return result;
+}
+
 /** `instanceOf(this)`: the Sequelize instance of the model class (statics) or of the model instance. */
-function callsModel(original: Method, instanceOf: (self: unknown) => SequelizeInstance | undefined): Method {
+function callsModel(original: Method, instanceOf: (self: unknown) => SequelizeInstance | undefined, reuse: ResultReuseReporter): Method {
   return function modelCall(this: unknown, ...args: unknown[]) {
     let trail: Trail | undefined;
     try {
@@ -114,7 +138,7 @@ function callsModel(original: Method, instanceOf: (self: unknown) => SequelizeIn
     }
     if (trail === undefined) return original.apply(this, args);
     // sequelize runs the call now: where it was built is where it runs
-    return withExecutionOf(trail, () => original.apply(this, args), trail.site);
+    return runsAndWatches(trail, () => original.apply(this, args), reuse);
   };
 }
 
@@ -125,13 +149,15 @@ function poolOf(options: SequelizeQueryOptions | undefined): 'read' | 'write' {
   return type === 'SELECT' && !options?.useMaster ? 'read' : 'write';
 }
 
-function queries(original: Method): Method {
+function queries(original: Method, reuse: ResultReuseReporter): Method {
   return function query(this: SequelizeInstance, sql: unknown, options?: SequelizeQueryOptions, ...rest: unknown[]) {
     let trail: Trail | undefined;
+    let ownCall = false;
     try {
       if (isPostgres(this)) {
         const call = executingTrail();
-        const outer = call?.library === 'sequelize' ? call : createTrail({ library: 'sequelize', site: getRuntime().sites.constructionSite(query, phaseOf(currentScope())), binding: bindingsOf(this).write, kind: 'query' });
+        ownCall = call?.library !== 'sequelize';
+        const outer = ownCall ? createTrail({ library: 'sequelize', site: getRuntime().sites.constructionSite(query, phaseOf(currentScope())), binding: bindingsOf(this).write, kind: 'query' }) : (call as Trail);
         const bindings = bindingsOf(this);
         if (bindings.replicated) {
           // this query's pool, on a copy: one model call may run reads and writes, concurrently
@@ -145,6 +171,7 @@ function queries(original: Method): Method {
       internalErrorOccurred('sequelize query', err);
     }
     if (trail === undefined) return original.call(this, sql, options, ...rest);
+    if (ownCall) return runsAndWatches(trail, () => original.call(this, sql, options, ...rest), reuse);
     return withExecutionOf(trail, () => original.call(this, sql, options, ...rest), trail.site);
   };
 }

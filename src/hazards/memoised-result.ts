@@ -4,7 +4,7 @@ import type { Trail } from '../trail';
 import { capitalize, describeAge, describeBinding, describeTrail } from './describe';
 import type { Hazard } from './types';
 
-/** When and where a memoising query object (a Prisma promise) ran its query and kept the result. */
+/** When and where a query object ran its query and kept the result (a Prisma promise, a started sequelize call). */
 export interface FirstRun {
   phase: Phase;
   scopeId: number | undefined;
@@ -12,9 +12,10 @@ export interface FirstRun {
 }
 
 /**
- * A query object that memoises its result is awaited in a request other than the one it ran in: no
- * query is sent, the app gets the rows fetched then — at init, or for another request. No query span
- * exists for it, so this is judged when the app awaits it.
+ * A query object whose result is kept — a Prisma promise after its first `await`, a sequelize call's
+ * promise, which runs when made — is awaited in a request other than the one it ran in: no query is sent,
+ * the app gets the rows fetched then, at init or for another request. No query span exists for it, so
+ * this is judged where the app awaits it.
  */
 export function memoisedResultReuse(trail: Trail, firstRun: FirstRun, scope: Scope | undefined, now: number): Hazard | undefined {
   if (scope?.kind !== 'request' || firstRun.scopeId === scope.id) return undefined;
@@ -25,8 +26,8 @@ export function memoisedResultReuse(trail: Trail, firstRun: FirstRun, scope: Sco
     severity: 'warning',
     site,
     message:
-      `${capitalize(describeTrail(trail))} is awaited in ${describeScope(scope)}, but it keeps its first result: it sends no query and returns the rows ` +
-      `it read from ${describeBinding(trail.binding)} ${fetched}, ${describeAge(now - firstRun.at)} ago; create the query in the request instead (${formatSite(site)}).`,
+      `${capitalize(describeTrail(trail))} is awaited in ${describeScope(scope)}, but it already ran: it sends no query and returns the rows ` +
+      `it read from ${describeBinding(trail.binding)} ${fetched}, ${describeAge(now - firstRun.at)} ago; make the call in the request instead (${formatSite(site)}).`,
     attributes: { 'querytrail.hazard.age_ms': now - firstRun.at, 'querytrail.hazard.memoised': true },
   };
 }

@@ -77,7 +77,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
       expect(memoised).toHaveLength(1);
       expect(memoised[0].span).toBe('request handler'); // express's span for the route handler: active where the app awaits
       expect(memoised[0]).toMatchObject({ 'querytrail.hazard.code': 'init_query_in_request', 'querytrail.hazard.memoised': true, 'querytrail.hazard.line': 13 });
-      expect(memoised[0]['querytrail.hazard.message']).toMatch(/is awaited in request GET \/published, but it keeps its first result: it sends no query/);
+      expect(memoised[0]['querytrail.hazard.message']).toMatch(/is awaited in request GET \/published, but it already ran: it sends no query/);
       const counted = receiver.metricPoints('querytrail.hazards').map((p) => [attrs(p.attributes).code, Number(p.asDouble ?? p.asInt)]);
       expect(counted).toEqual(expect.arrayContaining([['init_query_in_request', 1], ['frozen_parameter', 1]]));
       expect(counted).toHaveLength(3); // the memoised one comes from the prisma instrumentation's own counter
@@ -92,7 +92,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     const [boot] = prismaQueries(run.spans);
     expect(boot.attributes).toMatchObject({ 'querytrail.construction.line': 14, 'querytrail.execution.phase': 'init', 'code.line.number': 48 });
     expect(prismaQueries(run.spans)).toHaveLength(1);
-    expect(run.stderr).toMatch(/The prisma query built at init at \S+prisma-app\.js:14:\d+ is awaited in request GET \/count, but it keeps its first result: it sends no query and returns the rows it read from \S+qt_app at init/);
+    expect(run.stderr).toMatch(/The prisma query built at init at \S+prisma-app\.js:14:\d+ is awaited in request GET \/count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/);
   });
 
   it('in strict mode, rejects the await of a memoised result instead of returning it', async () => {

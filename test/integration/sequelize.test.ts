@@ -60,4 +60,18 @@ describe('sequelize with replication: where each query really ran', () => {
     expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 48 });
     expect(event(span, 'cross_database_query')['querytrail.hazard.message']).toContain('include of Item');
   });
+
+  it('flags a call started at module load whose promise a request awaits: it ran at boot, the request gets those rows', async () => {
+    const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/boot-count', '/boot-count'] });
+    expect(run.stdout).toBe('/boot-count 200 3\n/boot-count 200 3\n');
+    // one query, at init; none in the requests
+    const counts = modelQueries(run.spans).filter((s) => s.attributes['querytrail.construction.line'] === 49);
+    expect(counts.map((s) => s.attributes['querytrail.execution.phase'])).toEqual(['init']);
+    expect(run.stderr).toMatch(/The sequelize query built at init at \S+sequelize-app\.js:49:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/);
+  });
+
+  it('in strict mode, rejects that await instead of returning the boot-time rows', async () => {
+    const run = await runFixture('sequelize-app.js', { env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'init_query_in_request' }, args: ['/boot-count'] });
+    expect(run.stdout).toBe('/boot-count 500 {"name":"QueryTrailHazardError","code":"init_query_in_request"}\n');
+  });
 });

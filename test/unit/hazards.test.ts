@@ -267,7 +267,7 @@ describe('a memoised result awaited again (prisma promises)', () => {
     const hazard = memoisedResultReuse(trail, { phase: 'init', scopeId: undefined, at: 1_000 }, request, 31_000)!;
     expect(hazard).toMatchObject({ code: 'init_query_in_request', severity: 'warning', site: built, attributes: { 'querytrail.hazard.age_ms': 30_000, 'querytrail.hazard.memoised': true } });
     expect(hazard.message).toBe(
-      'The prisma query built at init at /app/queries.js:3:14 is awaited in request GET /count, but it keeps its first result: it sends no query and returns the rows it read from main (db1:5432/app) at init, 30.0 s ago; create the query in the request instead (/app/queries.js:3:14).',
+      'The prisma query built at init at /app/queries.js:3:14 is awaited in request GET /count, but it already ran: it sends no query and returns the rows it read from main (db1:5432/app) at init, 30.0 s ago; make the call in the request instead (/app/queries.js:3:14).',
     );
   });
 
