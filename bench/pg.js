@@ -8,7 +8,7 @@ const ROUNDS = Number(process.env.QT_BENCH_ROUNDS ?? 5);
 const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 10000);
 const WARMUP = Number(process.env.QT_BENCH_WARMUP ?? 3000);
 const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (lean)'];
-const ALL_WORKLOADS = ['SELECT 1', 'PK lookup', 'knex PK lookup', 'drizzle PK lookup', 'kysely PK lookup', 'sequelize PK lookup'].flatMap((name) =>
+const ALL_WORKLOADS = ['SELECT 1', 'PK lookup', 'knex PK lookup', 'drizzle PK lookup', 'kysely PK lookup', 'sequelize PK lookup', 'typeorm PK lookup', 'prisma PK lookup'].flatMap((name) =>
   [1, 8].map((concurrency) => ({ name, concurrency })),
 );
 const chosen = process.env.QT_BENCH_WORKLOADS?.split(',').map((name) => name.trim());
