@@ -16,6 +16,9 @@ const READ_REPLICAS_VERSIONS = ['>=0.4.0 <1'];
 const BINDING = Symbol('querytrail.prisma.binding');
 const POOL = Symbol('querytrail.prisma.pool');
 
+/** The client whose `$transaction` made a transaction trail. */
+const transactionClients = new WeakMap<Trail, PrismaRawClient>();
+
 function rawClientOf(client: unknown): PrismaRawClient | undefined {
   if (client === null || typeof client !== 'object') return undefined;
   return (client as PrismaRawClient)._originalClient ?? (client as PrismaRawClient);
@@ -125,8 +128,9 @@ export class PrismaInstrumentation extends PrototypeInstrumentation<PrismaInstru
           const running = executingTrail();
           let trail = built;
           if (running?.kind === 'transaction' && running.library === 'prisma') {
-            // a batch `$transaction([...])` runs its own client's queries together, under its line
-            if (running.binding === built.binding) return callback.call(this, transaction);
+            // a batch `$transaction([...])` runs its own client's queries together, under its line;
+            // another client's runs on that client, outside (a hazard when that is another database)
+            if (transactionClients.get(running) === client) return callback.call(this, transaction);
             trail = { ...built, transaction: running };
           }
           // Run by the first `then`, from a microtask: no app frame is left. Built in this scope, its construction
@@ -168,7 +172,10 @@ function startsTransaction(original: Method): Method {
     try {
       const client = rawClientOf(this);
       const binding = client === undefined ? undefined : bindingOf(client);
-      if (binding !== undefined) trail = createTrail({ library: 'prisma', site: getRuntime().sites.constructionSite($transaction, phaseOf(currentScope())), binding, kind: 'transaction' });
+      if (binding !== undefined) {
+        trail = createTrail({ library: 'prisma', site: getRuntime().sites.constructionSite($transaction, phaseOf(currentScope())), binding, kind: 'transaction' });
+        transactionClients.set(trail, client as PrismaRawClient);
+      }
     } catch (err) {
       internalErrorOccurred('prisma transaction', err);
     }
