@@ -157,14 +157,18 @@ function keepsTrail(original: Method): Method {
   };
 }
 
+function embeddingWhile(map: TypeormExpressionMap, original: Method, self: unknown, args: unknown[]): unknown {
+  embedding.push(map);
+  try {
+    return original.apply(self, args);
+  } finally {
+    embedding.pop();
+  }
+}
+
 function embeds(original: Method): Method {
   return function embedding_(this: TypeormQueryBuilder, ...args: unknown[]) {
-    embedding.push(this.expressionMap);
-    try {
-      return original.apply(this, args);
-    } finally {
-      embedding.pop();
-    }
+    return embeddingWhile(this.expressionMap, original, this, args);
   };
 }
 
@@ -178,12 +182,7 @@ function compiles(original: Method): Method {
       internalErrorOccurred('typeorm part', err);
     }
     // CTEs and INSERT … SELECT compile their builders while this one compiles
-    embedding.push(map);
-    try {
-      return original.apply(this, args);
-    } finally {
-      embedding.pop();
-    }
+    return embeddingWhile(map, original, this, args);
   };
 }
 
