@@ -128,9 +128,11 @@ export class PrismaInstrumentation extends PrototypeInstrumentation<PrismaInstru
           const running = executingTrail();
           let trail = built;
           if (running?.kind === 'transaction' && running.library === 'prisma') {
-            // a batch `$transaction([...])` runs its own client's queries together, under its line;
-            // another client's runs on that client, outside (a hazard when that is another database)
-            if (transactionClients.get(running) === client) return callback.call(this, transaction);
+            // A batch `$transaction([...])` runs its own client's queries together, under its line. Another
+            // client's query in a batch, or any awaited in an interactive transaction's callback (its `tx`
+            // queries do not come here), runs outside it: a hazard when that is another database.
+            const inBatch = (transaction as { kind?: string } | undefined)?.kind === 'batch';
+            if (inBatch && transactionClients.get(running) === client) return callback.call(this, transaction);
             trail = { ...built, transaction: running };
           }
           // Run by the first `then`, from a microtask: no app frame is left. Built in this scope, its construction
@@ -198,8 +200,12 @@ function marksPools(original: (options: { replicas?: unknown[] }) => unknown) {
     }
     if (typeof extension !== 'function') return extension;
     return function extend(this: unknown, client: unknown) {
-      const primary = rawClientOf(client);
-      if (primary !== undefined && primary[POOL] === undefined) primary[POOL] = 'primary';
+      try {
+        const primary = rawClientOf(client);
+        if (primary !== undefined && primary[POOL] === undefined) primary[POOL] = 'primary';
+      } catch (err) {
+        internalErrorOccurred('prisma read replicas', err);
+      }
       return (extension as Method).call(this, client);
     };
   };

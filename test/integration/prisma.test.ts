@@ -60,6 +60,18 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     for (const span of same) expect(hazardsOf(span)).toEqual([]);
   });
 
+  it("flags another database's client awaited inside an interactive transaction's callback", async () => {
+    const run = await runFixture('prisma-app.js', { env: ormFixtureEnv(), args: ['/interactive-foreign'] });
+    expect(run.stdout).toBe('/interactive-foreign 200 2\n');
+    const spans = prismaQueries(spansInRoute(run.spans, 'GET /interactive-foreign'));
+    expect(spans.map((s) => [s.attributes['db.namespace'], s.attributes['db.operation.name'], hazardsOf(s)])).toEqual([
+      ['qt_app', 'BEGIN', []], ['qt_app', 'SELECT', []], ['qt_analytics', 'UPDATE', ['cross_database_transaction']], ['qt_app', 'COMMIT', []],
+    ]);
+    const update = spans[2];
+    expect(update.attributes['querytrail.construction.line']).toBe(46);
+    expect(event(update, 'cross_database_transaction')).toMatchObject({ 'querytrail.hazard.transaction.line': 46, 'querytrail.hazard.transaction.namespace': 'qt_app' });
+  });
+
   it('flags a promise made at module load and first awaited in a request, then its memoised result in the next one', async () => {
     const receiver = new OtlpReceiver();
     const endpoint = await receiver.start();
@@ -90,7 +102,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     const run = await runFixture('prisma-app.js', { env: ormFixtureEnv(), args: ['/count'] });
     expect(run.stdout).toBe('/count 200 3\n');
     const [boot] = prismaQueries(run.spans);
-    expect(boot.attributes).toMatchObject({ 'querytrail.construction.line': 14, 'querytrail.execution.phase': 'init', 'code.line.number': 48 });
+    expect(boot.attributes).toMatchObject({ 'querytrail.construction.line': 14, 'querytrail.execution.phase': 'init', 'code.line.number': 49 });
     expect(prismaQueries(run.spans)).toHaveLength(1);
     expect(run.stderr).toMatch(/The prisma query built at init at \S+prisma-app\.js:14:\d+ is awaited in request GET \/count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/);
   });
