@@ -1,11 +1,12 @@
 import { Meter, trace } from '@opentelemetry/api';
+import type { SiteRef } from './callsite';
 import { internalErrorOccurred } from './guard';
 import { describeBinding } from './hazards/describe';
 import { FirstRun, memoisedResultReuse } from './hazards/memoised-result';
 import { HazardReporter, QueryTrailHazardError } from './report';
 import { getRuntime } from './runtime';
 import { currentScope, describeScope, routeOf } from './scope';
-import type { Trail } from './trail';
+import { Trail, withExecutionOf } from './trail';
 
 /** The own `constructor` of an observed native promise: not `Promise`, with `Promise` as its species. */
 const OBSERVED = Object.freeze({ [Symbol.species]: Promise });
@@ -39,6 +40,22 @@ export class ResultReuseReporter {
       internalErrorOccurred('result reuse', err);
       return undefined;
     }
+  }
+
+  /**
+   * Runs an ORM call that sends its query now (sequelize, typeorm: not lazy) as `trail`. Made at init, it
+   * runs then, and a request that awaits its promise later gets the boot-time rows: its awaits are watched.
+   */
+  runsNow(trail: Trail, run: () => unknown, site: SiteRef | undefined): unknown {
+    const result = withExecutionOf(trail, run, site);
+    if (currentScope() === undefined && result instanceof Promise) {
+      try {
+        this.observeAwaits(result, trail, { phase: 'init', scopeId: undefined, at: Date.now() });
+      } catch (err) {
+        internalErrorOccurred('init call', err);
+      }
+    }
+    return result;
   }
 
   /**

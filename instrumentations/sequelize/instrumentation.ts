@@ -106,22 +106,6 @@ export class SequelizeInstrumentation extends PrototypeInstrumentation<Sequelize
   }
 }
 
-/**
- * sequelize runs a call when it is made: one made at init ran then, and a request that awaits its
- * promise gets the boot-time rows. Its awaits are watched (rarely needed: only at init).
- */
-function runsAndWatches(trail: Trail, run: () => unknown, reuse: ResultReuseReporter): unknown {
-  const result = withExecutionOf(trail, run, trail.site);
-  if (trail.phase === 'init' && result instanceof Promise) {
-    try {
-      reuse.observeAwaits(result, trail, { phase: 'init', scopeId: undefined, at: trail.createdAt });
-    } catch (err) {
-      internalErrorOccurred('sequelize init call', err);
-    }
-  }
-  return result;
-}
-
 /** `instanceOf(this)`: the Sequelize instance of the model class (statics) or of the model instance. */
 function callsModel(original: Method, instanceOf: (self: unknown) => SequelizeInstance | undefined, reuse: ResultReuseReporter): Method {
   return function modelCall(this: unknown, ...args: unknown[]) {
@@ -138,7 +122,7 @@ function callsModel(original: Method, instanceOf: (self: unknown) => SequelizeIn
     }
     if (trail === undefined) return original.apply(this, args);
     // sequelize runs the call now: where it was built is where it runs
-    return runsAndWatches(trail, () => original.apply(this, args), reuse);
+    return reuse.runsNow(trail, () => original.apply(this, args), trail.site);
   };
 }
 
@@ -171,7 +155,7 @@ function queries(original: Method, reuse: ResultReuseReporter): Method {
       internalErrorOccurred('sequelize query', err);
     }
     if (trail === undefined) return original.call(this, sql, options, ...rest);
-    if (ownCall) return runsAndWatches(trail, () => original.call(this, sql, options, ...rest), reuse);
+    if (ownCall) return reuse.runsNow(trail, () => original.call(this, sql, options, ...rest), trail.site);
     return withExecutionOf(trail, () => original.call(this, sql, options, ...rest), trail.site);
   };
 }

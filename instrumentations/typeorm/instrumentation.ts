@@ -2,6 +2,7 @@ import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentat
 import type { SiteRef } from '../../src/callsite';
 import type { DatabaseRef } from '../../src/database';
 import { internalErrorOccurred } from '../../src/guard';
+import { ResultReuseReporter } from '../../src/result-reuse';
 import { getRuntime } from '../../src/runtime';
 import { currentScope, phaseOf } from '../../src/scope';
 import { createTrail, executingTrail, Trail, withExecutionOf } from '../../src/trail';
@@ -93,15 +94,22 @@ function recordPart(outer: TypeormExpressionMap, inner: TypeormExpressionMap): v
  * (`master`/`slave`) from the query runner that sends it. Where it really ran is the pg layer's word.
  */
 export class TypeormInstrumentation extends PrototypeInstrumentation<TypeormInstrumentationConfig> {
+  private readonly reuse = new ResultReuseReporter(() => this.meter);
+
   constructor(config: TypeormInstrumentationConfig = {}) {
     super('querytrail-typeorm', VERSION, config);
+  }
+
+  // InstrumentationBase calls this from its constructor, before this class's fields exist.
+  protected override _updateMetricInstruments(): void {
+    this.reuse?.updateInstruments();
   }
 
   protected override init() {
     const builderFiles = Object.keys({ ...BUILDER_RUNS, ...EMBEDDING_METHODS }).map((name) =>
       this.patchFile(`typeorm/query-builder/${name}.js`, VERSIONS, (exports: ClassExports) => {
         const Builder = exports[name];
-        for (const method of BUILDER_RUNS[name] ?? []) this.wrapMethod(Builder, method, runs);
+        for (const method of BUILDER_RUNS[name] ?? []) this.wrapMethod(Builder, method, (original) => runs(original, this.reuse));
         for (const method of EMBEDDING_METHODS[name] ?? []) this.wrapMethod(Builder, method, embeds);
         // every builder type compiles its own SQL: a getQuery called while another builder embeds makes a part
         this.wrapMethod(Builder, 'getQuery', compiles);
@@ -116,8 +124,8 @@ export class TypeormInstrumentation extends PrototypeInstrumentation<TypeormInst
         }),
         ...builderFiles,
         this.patchFile('typeorm/entity-manager/EntityManager.js', VERSIONS, (exports: ClassExports) => {
-          for (const name of MANAGER_CALLS) this.wrapMethod(exports.EntityManager, name, (original) => callsManager(original, 'query'));
-          this.wrapMethod(exports.EntityManager, 'transaction', (original) => callsManager(original, 'transaction'));
+          for (const name of MANAGER_CALLS) this.wrapMethod(exports.EntityManager, name, (original) => callsManager(original, 'query', this.reuse));
+          this.wrapMethod(exports.EntityManager, 'transaction', (original) => callsManager(original, 'transaction', this.reuse));
         }),
         this.patchFile('typeorm/driver/postgres/PostgresQueryRunner.js', VERSIONS, (exports: ClassExports) => {
           this.wrapMethod(exports.PostgresQueryRunner, 'query', sends);
@@ -191,17 +199,19 @@ function compiles(original: Method): Method {
  * builder built elsewhere (at init, in another request) needs the line that runs it now; one built in
  * this scope is run close to where it was built, so its construction site stands in for a capture.
  */
-function runs(original: Method): Method {
+function runs(original: Method, reuse: ResultReuseReporter): Method {
   return function run(this: TypeormQueryBuilder, ...args: unknown[]) {
     let trail: Trail | undefined;
     let site: SiteRef | undefined;
+    let outermost = false;
     try {
       const map = this.expressionMap;
       const built = map?.[TRAIL] as Trail | undefined;
       if (built !== undefined) {
         // CTEs compile when the query does, after this: the execution shares the builder's list of parts
         trail = { ...built, parts: (map[PARTS] ??= []) as Trail[] };
-        if (runningCall() === undefined) {
+        outermost = runningCall() === undefined;
+        if (outermost) {
           const scope = currentScope();
           site = built.phase !== 'init' && built.scopeId === scope?.id ? built.site : getRuntime().sites.constructionSite(run, phaseOf(scope));
         }
@@ -210,12 +220,13 @@ function runs(original: Method): Method {
       internalErrorOccurred('typeorm execution', err);
     }
     if (trail === undefined) return original.apply(this, args);
+    if (outermost) return reuse.runsNow(trail, () => original.apply(this, args), site);
     return withExecutionOf(trail, () => original.apply(this, args), site);
   };
 }
 
 /** A manager or repository call: one trail for every builder and query it makes, after its own awaits. */
-function callsManager(original: Method, kind: string): Method {
+function callsManager(original: Method, kind: string, reuse: ResultReuseReporter): Method {
   return function managerCall(this: TypeormEntityManager, ...args: unknown[]) {
     let trail: Trail | undefined;
     try {
@@ -224,7 +235,7 @@ function callsManager(original: Method, kind: string): Method {
       internalErrorOccurred('typeorm call', err);
     }
     if (trail === undefined) return original.apply(this, args);
-    return withExecutionOf(trail, () => original.apply(this, args), trail.site);
+    return reuse.runsNow(trail, () => original.apply(this, args), trail.site);
   };
 }
 

@@ -92,6 +92,16 @@ describe('typeorm with replication: where each query really ran', () => {
   });
 });
 
+describe('typeorm: a call made at boot, awaited in a request', () => {
+  it('flags the await: typeorm ran it at boot, the request gets those rows without a query', async () => {
+    const run = await runFixture('typeorm-app.js', { env: ormFixtureEnv(), args: ['/boot-count', '/boot-count'] });
+    expect(run.stdout).toBe('/boot-count 200 3\n/boot-count 200 3\n');
+    const counts = typeormQueries(run.spans).filter((s) => s.attributes['querytrail.construction.line'] === 69);
+    expect(counts.map((s) => s.attributes['querytrail.execution.phase'])).toEqual(['init']);
+    expect(run.stderr).toMatch(/The typeorm query built at init at \S+typeorm-app\.js:69:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query/);
+  });
+});
+
 describe('typeorm: an ESM app', () => {
   it('is instrumented when started with --import querytrail/agent (typeorm/index.mjs wraps the CommonJS build)', async () => {
     const run = await runFixture('typeorm-esm.mjs', { env: ormFixtureEnv(), nodeArgs: ['--import', 'querytrail/agent'] });
