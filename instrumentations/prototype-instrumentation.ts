@@ -1,4 +1,5 @@
 import { InstrumentationBase, InstrumentationConfig, InstrumentationNodeModuleFile, isWrapped } from '@opentelemetry/instrumentation';
+import { ResultReuseReporter } from '../src/result-reuse';
 
 export type Method = (this: any, ...args: any[]) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
 export type Proto = Record<string, Method>;
@@ -12,6 +13,18 @@ const REPLACED = Symbol('querytrail.replaced');
  * runners). This base wires a file's classes to wrappers, and unwraps whatever it wrapped.
  */
 export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> extends InstrumentationBase<C> {
+  private resultReuse: ResultReuseReporter | undefined;
+
+  /** For ORMs whose query objects keep their result (see src/result-reuse.ts); made on first use. */
+  protected get reuse(): ResultReuseReporter {
+    return (this.resultReuse ??= new ResultReuseReporter(() => this.meter));
+  }
+
+  // InstrumentationBase calls this from its constructor too, before this class's fields exist.
+  protected override _updateMetricInstruments(): void {
+    this.resultReuse?.updateInstruments();
+  }
+
   /** `patch` receives the file's exports and calls `wrapMethod` on its classes; it may return other exports to use. */
   protected patchFile(name: string, versions: string[], patch: (exports: ClassExports) => ClassExports | void): InstrumentationNodeModuleFile {
     return new InstrumentationNodeModuleFile(

@@ -2,7 +2,6 @@ import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentat
 import type { DatabaseRef } from '../../src/database';
 import { internalErrorOccurred } from '../../src/guard';
 import type { FirstRun } from '../../src/hazards/memoised-result';
-import { ResultReuseReporter } from '../../src/result-reuse';
 import { getRuntime } from '../../src/runtime';
 import { currentScope, phaseOf } from '../../src/scope';
 import { createTrail, executingTrail, Trail, withExecutionOf } from '../../src/trail';
@@ -60,8 +59,6 @@ function promiseTrail(client: PrismaRawClient, below: Function): Trail | undefin
  * pool is `primary` or `replica`.
  */
 export class PrismaInstrumentation extends PrototypeInstrumentation<PrismaInstrumentationConfig> {
-  private readonly reuse = new ResultReuseReporter(() => this.meter);
-
   constructor(config: PrismaInstrumentationConfig = {}) {
     super('querytrail-prisma', VERSION, config);
   }
@@ -81,11 +78,6 @@ export class PrismaInstrumentation extends PrototypeInstrumentation<PrismaInstru
         return patched;
       }),
     ];
-  }
-
-  // InstrumentationBase calls this from its constructor, before this class's fields exist.
-  protected override _updateMetricInstruments(): void {
-    this.reuse?.updateInstruments();
   }
 
   /** `getPrismaClient(config)` makes the generated client's class: a subclass instruments each instance. */

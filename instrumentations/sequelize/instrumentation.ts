@@ -1,7 +1,7 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { DatabaseRef } from '../../src/database';
 import { internalErrorOccurred } from '../../src/guard';
-import { ResultReuseReporter } from '../../src/result-reuse';
+import type { ResultReuseReporter } from '../../src/result-reuse';
 import { getRuntime } from '../../src/runtime';
 import { currentScope, phaseOf } from '../../src/scope';
 import { addPart, createTrail, executingTrail, Trail, withExecutionOf, withoutExecution } from '../../src/trail';
@@ -71,15 +71,8 @@ function recordForeignIncludes(trail: Trail, sequelize: SequelizeInstance, inclu
  * the pg layer's. Includes of models from another instance are recorded as parts.
  */
 export class SequelizeInstrumentation extends PrototypeInstrumentation<SequelizeInstrumentationConfig> {
-  private readonly reuse = new ResultReuseReporter(() => this.meter);
-
   constructor(config: SequelizeInstrumentationConfig = {}) {
     super('querytrail-sequelize', VERSION, config);
-  }
-
-  // InstrumentationBase calls this from its constructor, before this class's fields exist.
-  protected override _updateMetricInstruments(): void {
-    this.reuse?.updateInstruments();
   }
 
   protected override init() {

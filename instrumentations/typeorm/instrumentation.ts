@@ -2,7 +2,7 @@ import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentat
 import type { SiteRef } from '../../src/callsite';
 import type { DatabaseRef } from '../../src/database';
 import { internalErrorOccurred } from '../../src/guard';
-import { ResultReuseReporter } from '../../src/result-reuse';
+import type { ResultReuseReporter } from '../../src/result-reuse';
 import { getRuntime } from '../../src/runtime';
 import { currentScope, phaseOf } from '../../src/scope';
 import { createTrail, executingTrail, Trail, withExecutionOf } from '../../src/trail';
@@ -94,15 +94,8 @@ function recordPart(outer: TypeormExpressionMap, inner: TypeormExpressionMap): v
  * (`master`/`slave`) from the query runner that sends it. Where it really ran is the pg layer's word.
  */
 export class TypeormInstrumentation extends PrototypeInstrumentation<TypeormInstrumentationConfig> {
-  private readonly reuse = new ResultReuseReporter(() => this.meter);
-
   constructor(config: TypeormInstrumentationConfig = {}) {
     super('querytrail-typeorm', VERSION, config);
-  }
-
-  // InstrumentationBase calls this from its constructor, before this class's fields exist.
-  protected override _updateMetricInstruments(): void {
-    this.reuse?.updateInstruments();
   }
 
   protected override init() {
