@@ -20,7 +20,9 @@ export class ConsoleWarnings implements WarningSink {
   }
 
   suppressed(count: number): void {
-    this.write(`querytrail: ${count} more hazard warnings in the last minute were not printed (see the querytrail.hazards metric)\n`);
+    this.write(
+      `querytrail: ${count} more hazard warnings in the last minute were not printed (see the querytrail.hazards metric)\n`,
+    );
   }
 }
 
@@ -33,7 +35,9 @@ export class ConsoleSpanProcessor implements SpanProcessor {
   onEnd(span: ReadableSpan): void {
     if (!span.instrumentationScope.name.startsWith('querytrail')) return;
     const a = span.attributes;
-    const built = a[ATTR.CONSTRUCTION_FILE] ? ` built at ${a[ATTR.CONSTRUCTION_FILE]}:${a[ATTR.CONSTRUCTION_LINE]} (${a[ATTR.CONSTRUCTION_PHASE]})` : '';
+    const built = a[ATTR.CONSTRUCTION_FILE]
+      ? ` built at ${a[ATTR.CONSTRUCTION_FILE]}:${a[ATTR.CONSTRUCTION_LINE]} (${a[ATTR.CONSTRUCTION_PHASE]})`
+      : '';
     const hazards = span.events.filter((e) => e.name === HAZARD_EVENT).map((e) => e.attributes?.[ATTR.HAZARD_CODE]);
     const ms = span.duration[0] * 1e3 + span.duration[1] / 1e6;
     this.write(

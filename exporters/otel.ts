@@ -11,7 +11,10 @@ type Problem = (line: string) => void;
 function exporterList(env: Env, name: string, accepted: string[], problem: Problem): string[] {
   const raw = env[name]?.trim();
   if (!raw) return ['otlp'];
-  const names = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   const bad = names.filter((n) => !accepted.includes(n));
   if (bad.length === 0) return names.filter((n) => n !== 'none');
   problem(`querytrail: ${name}="${raw}" is not valid; accepted: ${accepted.join(', ')}; using otlp`);
@@ -22,7 +25,8 @@ function checkProtocol(env: Env, signal: 'TRACES' | 'METRICS', problem: Problem)
   for (const name of [`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`, 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
     const value = env[name]?.trim();
     if (!value) continue;
-    if (value !== 'http/protobuf') problem(`querytrail: ${name}="${value}" is not supported; accepted: http/protobuf; using http/protobuf`);
+    if (value !== 'http/protobuf')
+      problem(`querytrail: ${name}="${value}" is not supported; accepted: http/protobuf; using http/protobuf`);
     return;
   }
 }
@@ -60,7 +64,11 @@ export function metricReadersFromEnv(env: Env, problem: Problem): MetricReader[]
         port: positive(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 9464, problem),
       });
     }
-    if (name === 'console') return new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis: interval });
+    if (name === 'console')
+      return new PeriodicExportingMetricReader({
+        exporter: new ConsoleMetricExporter(),
+        exportIntervalMillis: interval,
+      });
     checkProtocol(env, 'METRICS', problem);
     return new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval });
   });

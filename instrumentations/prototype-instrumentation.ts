@@ -1,4 +1,9 @@
-import { InstrumentationBase, InstrumentationConfig, InstrumentationNodeModuleFile, isWrapped } from '@opentelemetry/instrumentation';
+import {
+  InstrumentationBase,
+  InstrumentationConfig,
+  InstrumentationNodeModuleFile,
+  isWrapped,
+} from '@opentelemetry/instrumentation';
 import { ResultReuseReporter } from '../src/result-reuse';
 
 export type Method = (this: any, ...args: any[]) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -26,7 +31,11 @@ export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> 
   }
 
   /** `patch` receives the file's exports and calls `wrapMethod` on its classes; it may return other exports to use. */
-  protected patchFile(name: string, versions: string[], patch: (exports: ClassExports) => ClassExports | void): InstrumentationNodeModuleFile {
+  protected patchFile(
+    name: string,
+    versions: string[],
+    patch: (exports: ClassExports) => ClassExports | void,
+  ): InstrumentationNodeModuleFile {
     return new InstrumentationNodeModuleFile(
       name,
       versions,
@@ -49,7 +58,11 @@ export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> 
   }
 
   /** Wraps an own method of a class; a class or method missing in this version is skipped. */
-  protected wrapMethod(target: { prototype?: Proto } | undefined, name: string, wrapper: (original: Method) => Method): void {
+  protected wrapMethod(
+    target: { prototype?: Proto } | undefined,
+    name: string,
+    wrapper: (original: Method) => Method,
+  ): void {
     const proto = target?.prototype;
     if (proto === undefined || !Object.prototype.hasOwnProperty.call(proto, name)) return;
     if (isWrapped(proto[name])) this._unwrap(proto, name);
@@ -80,7 +93,8 @@ export abstract class PrototypeInstrumentation<C extends InstrumentationConfig> 
    * constructor, a module-level factory). Callers inside the library see it only where they read the
    * export at call time: CommonJS `(0, mod_1.fn)()`, and ESM live bindings under the OTel loader hook.
    */
-  protected replaceExport(exports: ClassExports, name: string, replacement: (original: any) => unknown): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+  protected replaceExport(exports: ClassExports, name: string, replacement: (original: any) => unknown): void {
+    // eslint-disable-line @typescript-eslint/no-explicit-any
     const current = (exports as Record<string, unknown>)[name] as { [REPLACED]?: unknown } | undefined;
     if (typeof current !== 'function') return;
     const original = current[REPLACED] ?? current;

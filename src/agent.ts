@@ -32,7 +32,11 @@ function start(): Agent | undefined {
   const env = process.env;
   const runtime = configureQuerytrail();
   if (!runtime.config.enabled) return undefined;
-  if (env.OTEL_LOG_LEVEL) diag.setLogger(new DiagConsoleLogger(), DiagLogLevel[env.OTEL_LOG_LEVEL.toUpperCase() as keyof typeof DiagLogLevel] ?? DiagLogLevel.INFO);
+  if (env.OTEL_LOG_LEVEL)
+    diag.setLogger(
+      new DiagConsoleLogger(),
+      DiagLogLevel[env.OTEL_LOG_LEVEL.toUpperCase() as keyof typeof DiagLogLevel] ?? DiagLogLevel.INFO,
+    );
 
   const resource = detectResources({ detectors: [envDetector, processDetector, hostDetector] });
   const spanProcessors: SpanProcessor[] = spanProcessorsFromEnv(env, problem);
@@ -44,14 +48,25 @@ function start(): Agent | undefined {
   metrics.setGlobalMeterProvider(meterProvider);
 
   // querytrail's HTTP scope first: its emit wrapper then runs inside the OTel HTTP span's context.
-  const instrumentations: InstrumentationBase[] = [new HttpScopeInstrumentation(), new PgInstrumentation(), new KnexInstrumentation(), new DrizzleInstrumentation(), new KyselyInstrumentation(), new SequelizeInstrumentation(), new TypeormInstrumentation(), new PrismaInstrumentation()];
+  const instrumentations: InstrumentationBase[] = [
+    new HttpScopeInstrumentation(),
+    new PgInstrumentation(),
+    new KnexInstrumentation(),
+    new DrizzleInstrumentation(),
+    new KyselyInstrumentation(),
+    new SequelizeInstrumentation(),
+    new TypeormInstrumentation(),
+    new PrismaInstrumentation(),
+  ];
   const disabled = new Set((env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()));
   if (!disabled.has('http')) {
-    const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
+    const { HttpInstrumentation } =
+      require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
     instrumentations.push(new HttpInstrumentation());
   }
   if (!disabled.has('express')) {
-    const { ExpressInstrumentation } = require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
+    const { ExpressInstrumentation } =
+      require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
     instrumentations.push(new ExpressInstrumentation());
   }
   registerInstrumentations({ instrumentations, tracerProvider, meterProvider });

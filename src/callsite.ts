@@ -90,7 +90,8 @@ const OWN_DIRS = ['dist', 'src', 'instrumentations', 'exporters'].map((d) => pat
 const NODE_MODULES = `${path.sep}node_modules${path.sep}`;
 
 export function isApplicationFile(file: string): boolean {
-  if (file.startsWith('node:') || file.startsWith('internal/') || !(file.startsWith('/') || /^[A-Za-z]:\\/.test(file))) return false;
+  if (file.startsWith('node:') || file.startsWith('internal/') || !(file.startsWith('/') || /^[A-Za-z]:\\/.test(file)))
+    return false;
   if (file.includes(NODE_MODULES)) return false;
   return !OWN_DIRS.some((dir) => file.startsWith(dir));
 }
@@ -125,8 +126,16 @@ export function internSite(file: string, line: number, column: number, fn?: stri
 }
 
 function makeSite(file: string, line: number, column: number, fn: string | undefined): CallSite {
-  const codeAttributes: Attributes = { [ATTR.CODE_FILE_PATH]: file, [ATTR.CODE_LINE_NUMBER]: line, [ATTR.CODE_COLUMN_NUMBER]: column };
-  const constructionAttributes: Attributes = { [ATTR.CONSTRUCTION_FILE]: file, [ATTR.CONSTRUCTION_LINE]: line, [ATTR.CONSTRUCTION_COLUMN]: column };
+  const codeAttributes: Attributes = {
+    [ATTR.CODE_FILE_PATH]: file,
+    [ATTR.CODE_LINE_NUMBER]: line,
+    [ATTR.CODE_COLUMN_NUMBER]: column,
+  };
+  const constructionAttributes: Attributes = {
+    [ATTR.CONSTRUCTION_FILE]: file,
+    [ATTR.CONSTRUCTION_LINE]: line,
+    [ATTR.CONSTRUCTION_COLUMN]: column,
+  };
   if (fn) {
     codeAttributes[ATTR.CODE_FUNCTION_NAME] = fn;
     constructionAttributes[ATTR.CONSTRUCTION_FUNCTION] = fn;
@@ -141,7 +150,11 @@ interface SourceMapper {
 
 const sourceMappers = new Map<string, SourceMapper | null>();
 
-function originalPosition(file: string, line: number, column: number): { file: string; line: number; column: number } | undefined {
+function originalPosition(
+  file: string,
+  line: number,
+  column: number,
+): { file: string; line: number; column: number } | undefined {
   let mapper = sourceMappers.get(file);
   if (mapper === undefined) {
     mapper = guarded('source map loading', () => loadSourceMapper(file)) ?? null;
@@ -156,9 +169,15 @@ function loadSourceMapper(file: string): SourceMapper | null {
   if (nodeMap) {
     return {
       map(line, column) {
-        const entry = nodeMap.findEntry(line - 1, column - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number };
+        const entry = nodeMap.findEntry(line - 1, column - 1) as {
+          originalSource?: string;
+          originalLine?: number;
+          originalColumn?: number;
+        };
         if (!entry || entry.originalSource === undefined || entry.originalLine === undefined) return undefined;
-        const source = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : path.resolve(path.dirname(file), entry.originalSource);
+        const source = entry.originalSource.startsWith('file://')
+          ? fileURLToPath(entry.originalSource)
+          : path.resolve(path.dirname(file), entry.originalSource);
         return { file: source, line: entry.originalLine + 1, column: (entry.originalColumn ?? 0) + 1 };
       },
     };
@@ -170,7 +189,9 @@ function loadSourceMapper(file: string): SourceMapper | null {
     map(line, column) {
       const pos = consumer.originalPositionFor({ line, column: column - 1 });
       if (!pos.source || pos.line == null) return undefined;
-      const source = pos.source.startsWith('file://') ? fileURLToPath(pos.source) : path.resolve(raw.dir, raw.map.sourceRoot ?? '', pos.source);
+      const source = pos.source.startsWith('file://')
+        ? fileURLToPath(pos.source)
+        : path.resolve(raw.dir, raw.map.sourceRoot ?? '', pos.source);
       return { file: source, line: pos.line, column: (pos.column ?? 0) + 1 };
     },
   };

@@ -55,9 +55,15 @@ function strictCodes(name: string, raw: string): Set<HazardCode> {
   const value = raw.trim().toLowerCase();
   if (TRUE.includes(value)) return new Set(HAZARD_CODES);
   if (FALSE.includes(value) || value === '') return new Set();
-  const codes = value.split(',').map((c) => c.trim()).filter(Boolean);
+  const codes = value
+    .split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
   const unknown = codes.filter((c) => !(HAZARD_CODES as readonly string[]).includes(c));
-  if (unknown.length) throw new Error(`${name}="${raw}" names unknown hazard ${unknown.join(', ')}; accepted: 1, 0 or a comma-separated list of ${HAZARD_CODES.join(', ')}`);
+  if (unknown.length)
+    throw new Error(
+      `${name}="${raw}" names unknown hazard ${unknown.join(', ')}; accepted: 1, 0 or a comma-separated list of ${HAZARD_CODES.join(', ')}`,
+    );
   return new Set(codes as HazardCode[]);
 }
 
@@ -68,7 +74,9 @@ function positiveInt(name: string, raw: string): number {
 }
 
 /** Each setting: its variable, how to parse it, and where it lands in the config. */
-const SETTINGS: { [K in keyof QuerytrailConfig]?: { env: string; parse: (name: string, raw: string) => QuerytrailConfig[K] } } = {
+const SETTINGS: {
+  [K in keyof QuerytrailConfig]?: { env: string; parse: (name: string, raw: string) => QuerytrailConfig[K] };
+} = {
   enabled: { env: 'QUERYTRAIL_ENABLED', parse: bool },
   databases: {
     env: 'QUERYTRAIL_DATABASES',
@@ -76,7 +84,9 @@ const SETTINGS: { [K in keyof QuerytrailConfig]?: { env: string; parse: (name: s
       try {
         return parseDatabaseAliases(raw);
       } catch (err) {
-        throw new Error(`${name}: ${(err as Error).message}; expected alias=postgres://host:port/database?role=primary|replica, comma-separated`);
+        throw new Error(
+          `${name}: ${(err as Error).message}; expected alias=postgres://host:port/database?role=primary|replica, comma-separated`,
+        );
       }
     },
   },

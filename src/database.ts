@@ -82,7 +82,12 @@ function canonicalHost(address: string | undefined): string {
   return LOOPBACK.has(lower) ? 'localhost' : lower;
 }
 
-function refKey(system: DbSystem, address: string | undefined, port: number | undefined, namespace: string | undefined): string {
+function refKey(
+  system: DbSystem,
+  address: string | undefined,
+  port: number | undefined,
+  namespace: string | undefined,
+): string {
   return `${system}|${canonicalHost(address)}|${port ?? ''}|${namespace ?? ''}`;
 }
 
@@ -93,7 +98,12 @@ export class DatabaseRegistry {
 
   constructor(private readonly aliases: readonly DatabaseAlias[] = []) {}
 
-  ref(system: DbSystem, address: string | undefined, port: number | string | undefined, namespace: string | undefined): DatabaseRef {
+  ref(
+    system: DbSystem,
+    address: string | undefined,
+    port: number | string | undefined,
+    namespace: string | undefined,
+  ): DatabaseRef {
     const portNumber = port === undefined || port === '' ? undefined : Number(port);
     const key = refKey(system, address, portNumber, namespace);
     let ref = this.refs.get(key);
@@ -104,7 +114,12 @@ export class DatabaseRegistry {
     return ref;
   }
 
-  private build(system: DbSystem, address: string | undefined, port: number | undefined, namespace: string | undefined): DatabaseRef {
+  private build(
+    system: DbSystem,
+    address: string | undefined,
+    port: number | undefined,
+    namespace: string | undefined,
+  ): DatabaseRef {
     const declared = this.match(system, address, port, namespace);
     const alias = declared?.alias ?? `${address ?? 'localhost'}:${port ?? DEFAULT_PORTS[system]}/${namespace ?? ''}`;
     const boundAttributes: Attributes = { [ATTR.BOUND_ALIAS]: alias };
@@ -116,14 +131,31 @@ export class DatabaseRegistry {
     if (namespace !== undefined) serverAttributes[ATTR.DB_NAMESPACE] = namespace;
     if (address !== undefined) serverAttributes[ATTR.SERVER_ADDRESS] = address;
     if (port !== undefined) serverAttributes[ATTR.SERVER_PORT] = port;
-    return Object.freeze({ system, address, port, namespace, alias, declaredRole: declared?.role, boundAttributes, serverAttributes });
+    return Object.freeze({
+      system,
+      address,
+      port,
+      namespace,
+      alias,
+      declaredRole: declared?.role,
+      boundAttributes,
+      serverAttributes,
+    });
   }
 
-  private match(system: DbSystem, address: string | undefined, port: number | undefined, namespace: string | undefined): DatabaseAlias | undefined {
+  private match(
+    system: DbSystem,
+    address: string | undefined,
+    port: number | undefined,
+    namespace: string | undefined,
+  ): DatabaseAlias | undefined {
     const host = canonicalHost(address);
     const effectivePort = port ?? DEFAULT_PORTS[system];
     return this.aliases.find(
-      (a) => canonicalHost(a.address) === host && (a.port ?? DEFAULT_PORTS[system]) === effectivePort && (a.namespace === undefined || a.namespace === namespace),
+      (a) =>
+        canonicalHost(a.address) === host &&
+        (a.port ?? DEFAULT_PORTS[system]) === effectivePort &&
+        (a.namespace === undefined || a.namespace === namespace),
     );
   }
 }

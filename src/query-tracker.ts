@@ -89,7 +89,11 @@ export class QueryTracker {
     const memo = this.memoFor(start, trail, phase);
     // The SDK validates every attribute given at creation twice; provenance is added once, and only
     // to spans that are recorded.
-    const span = this.tracer().startSpan(start.statement.summary, { kind: SpanKind.CLIENT, attributes: memo.creation }, ctx);
+    const span = this.tracer().startSpan(
+      start.statement.summary,
+      { kind: SpanKind.CLIENT, attributes: memo.creation },
+      ctx,
+    );
     if (span.isRecording()) {
       span.setAttributes(memo.provenance);
       if (trail !== undefined) {
@@ -104,7 +108,17 @@ export class QueryTracker {
         start.parameters.forEach((value, i) => span.setAttribute(`db.query.parameter.${i}`, String(value)));
       }
     }
-    const query: TrackedQuery = { span, start, trail, phase, scope, memo, startedAt: performance.now(), hazardsPending: start.server.role === undefined, finished: false };
+    const query: TrackedQuery = {
+      span,
+      start,
+      trail,
+      phase,
+      scope,
+      memo,
+      startedAt: performance.now(),
+      hazardsPending: start.server.role === undefined,
+      finished: false,
+    };
     if (scope !== undefined) this.trackTransaction(query, scope);
     if (query.hazardsPending) return { query };
     const hazards = this.judge(query);
@@ -122,7 +136,14 @@ export class QueryTracker {
     const library = trail?.library ?? start.library;
     const constructionPhase = trail?.phase ?? phase;
     const memo = this.attributeMemo.get(start.statement);
-    if (memo !== undefined && memo.ran === ran && memo.bound === bound && memo.library === library && memo.phase === phase && memo.constructionPhase === constructionPhase) {
+    if (
+      memo !== undefined &&
+      memo.ran === ran &&
+      memo.bound === bound &&
+      memo.library === library &&
+      memo.phase === phase &&
+      memo.constructionPhase === constructionPhase
+    ) {
       return memo;
     }
     const creation: Attributes = Object.assign({}, start.server.ref.serverAttributes, start.statement.attributes);
@@ -161,7 +182,8 @@ export class QueryTracker {
         span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
       }
       if (span.isRecording()) this.recordSites(query);
-      if (error === undefined && start.statement.isWrite && query.scope?.kind === 'request') this.recordWrite(query, query.scope);
+      if (error === undefined && start.statement.isWrite && query.scope?.kind === 'request')
+        this.recordWrite(query, query.scope);
       let metric = query.memo.metric;
       if (type !== undefined || lateRole !== undefined) {
         metric = { ...metric };
@@ -178,7 +200,12 @@ export class QueryTracker {
   /** BEGIN and COMMIT/ROLLBACK, per connection, in the request's or job's ledger. */
   private trackTransaction(query: TrackedQuery, scope: Scope): void {
     const control = transactionControlOf(query.start.statement);
-    if (control === 'begin') (scope.ledger ??= new ScopeLedger()).begin(query.start.server, query.start.server.ref, query.trail?.site ?? query.start.site);
+    if (control === 'begin')
+      (scope.ledger ??= new ScopeLedger()).begin(
+        query.start.server,
+        query.start.server.ref,
+        query.trail?.site ?? query.start.site,
+      );
     else if (control === 'end') scope.ledger?.end(query.start.server);
   }
 
@@ -238,7 +265,10 @@ export class QueryTracker {
       }
     }
     if (hazards.length) {
-      if (trail !== undefined && [trail, lineageRoot(trail), ...(trail.parts ?? [])].some((t) => t.site === undefined)) {
+      if (
+        trail !== undefined &&
+        [trail, lineageRoot(trail), ...(trail.parts ?? [])].some((t) => t.site === undefined)
+      ) {
         this.runtime.sites.captureConstructionsForAWhile();
       }
       const context = (): HazardContext => ({

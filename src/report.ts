@@ -38,7 +38,10 @@ export class WarningLog {
   private warningsInWindow = 0;
   private suppressedInWindow = 0;
 
-  constructor(private readonly sink: WarningSink, private readonly perMinute: number) {}
+  constructor(
+    private readonly sink: WarningSink,
+    private readonly perMinute: number,
+  ) {}
 
   warn(hazard: Hazard, context: () => HazardContext): void {
     const key = `${hazard.code}@${formatSite(hazard.site)}`;
@@ -67,10 +70,19 @@ export class HazardReporter {
   constructor(private readonly warnings: WarningLog | undefined) {}
 
   createInstruments(meter: Meter): void {
-    this.counter = meter.createCounter(HAZARD_COUNTER, { description: 'Query hazards detected by querytrail', unit: '{hazard}' });
+    this.counter = meter.createCounter(HAZARD_COUNTER, {
+      description: 'Query hazards detected by querytrail',
+      unit: '{hazard}',
+    });
   }
 
-  report(span: Span, hazards: readonly Hazard[], namespace: string | undefined, route: string | undefined, context: () => HazardContext): void {
+  report(
+    span: Span,
+    hazards: readonly Hazard[],
+    namespace: string | undefined,
+    route: string | undefined,
+    context: () => HazardContext,
+  ): void {
     for (const hazard of hazards) {
       const event: Attributes = {
         [ATTR.HAZARD_CODE]: hazard.code,

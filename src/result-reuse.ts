@@ -34,7 +34,11 @@ export class ResultReuseReporter {
       const hazard = memoisedResultReuse(trail, firstRun, scope, Date.now());
       if (hazard === undefined) return undefined;
       const span = trace.getActiveSpan() ?? trace.wrapSpanContext({ traceId: '', spanId: '', traceFlags: 0 });
-      this.getReporter().report(span, [hazard], trail.binding?.namespace, routeOf(scope), () => ({ bound: describeBinding(trail.binding), ran: 'no query: the result of an earlier run', scope: describeScope(scope) }));
+      this.getReporter().report(span, [hazard], trail.binding?.namespace, routeOf(scope), () => ({
+        bound: describeBinding(trail.binding),
+        ran: 'no query: the result of an earlier run',
+        scope: describeScope(scope),
+      }));
       return getRuntime().config.strict.has(hazard.code) ? new QueryTrailHazardError([hazard]) : undefined;
     } catch (err) {
       internalErrorOccurred('result reuse', err);

@@ -18,8 +18,14 @@ let current: Runtime | undefined;
  * Sets the shared state. The agent calls it once; programmatic users may call it before creating the
  * instrumentations (otherwise the config comes from the environment on first use).
  */
-export function configureRuntime(options: QuerytrailOptions = {}, warningSink?: (config: QuerytrailConfig) => WarningSink | undefined): Runtime {
-  const config = resolveConfig(configFromEnv(process.env, (line) => process.stderr.write(`${line}\n`)), options);
+export function configureRuntime(
+  options: QuerytrailOptions = {},
+  warningSink?: (config: QuerytrailConfig) => WarningSink | undefined,
+): Runtime {
+  const config = resolveConfig(
+    configFromEnv(process.env, (line) => process.stderr.write(`${line}\n`)),
+    options,
+  );
   const sink = warningSink?.(config);
   current = {
     config,

@@ -96,6 +96,7 @@ export class SiteCapture {
     if (this.policy === 'off') return;
     const known = this.shapes.get(shape);
     if (known) known.alwaysCapture = true;
-    else if (this.shapes.size < MAX_SHAPES) this.shapes.set(shape, { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: true });
+    else if (this.shapes.size < MAX_SHAPES)
+      this.shapes.set(shape, { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: true });
   }
 }

@@ -64,7 +64,13 @@ function remember(map: Map<string, StatementInfo>, key: string, info: StatementI
   map.set(key, info);
 }
 
-function makeInfo(text: string, operation: string | undefined, collection: string | undefined, isWrite: boolean, fingerprint: string): StatementInfo {
+function makeInfo(
+  text: string,
+  operation: string | undefined,
+  collection: string | undefined,
+  isWrite: boolean,
+  fingerprint: string,
+): StatementInfo {
   const summary = [operation ?? 'QUERY', collection].filter(Boolean).join(' ');
   const attributes: Attributes = { [ATTR.DB_QUERY_TEXT]: text, [ATTR.DB_QUERY_SUMMARY]: summary };
   if (operation) attributes[ATTR.DB_OPERATION_NAME] = operation;
@@ -72,17 +78,56 @@ function makeInfo(text: string, operation: string | undefined, collection: strin
   return Object.freeze({ text, operation, collection, isWrite, summary, fingerprint, attributes });
 }
 
-const READ_LEADS = new Set(['SELECT', 'VALUES', 'TABLE', 'SHOW', 'SET', 'RESET', 'BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'EXPLAIN', 'DESCRIBE', 'DESC', 'USE', 'FETCH', 'CLOSE', 'DECLARE', 'DEALLOCATE', 'DISCARD']);
-const WRITE_WORDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'REPLACE', 'UPSERT', 'TRUNCATE', 'NEXTVAL', 'SETVAL']);
+const READ_LEADS = new Set([
+  'SELECT',
+  'VALUES',
+  'TABLE',
+  'SHOW',
+  'SET',
+  'RESET',
+  'BEGIN',
+  'START',
+  'COMMIT',
+  'END',
+  'ROLLBACK',
+  'SAVEPOINT',
+  'RELEASE',
+  'EXPLAIN',
+  'DESCRIBE',
+  'DESC',
+  'USE',
+  'FETCH',
+  'CLOSE',
+  'DECLARE',
+  'DEALLOCATE',
+  'DISCARD',
+]);
+const WRITE_WORDS = new Set([
+  'INSERT',
+  'UPDATE',
+  'DELETE',
+  'MERGE',
+  'REPLACE',
+  'UPSERT',
+  'TRUNCATE',
+  'NEXTVAL',
+  'SETVAL',
+]);
 const COLLECTION_AFTER = new Set(['FROM', 'INTO', 'UPDATE', 'TABLE', 'JOIN']);
 
 /** Keyword analysis: MySQL/MariaDB, and PostgreSQL until libpg-query is loaded (or cannot parse). */
 export function analyzeKeywords(sanitized: string, words: string[]): StatementInfo {
   const lead = words[0];
-  const operation = lead === 'WITH' ? words.find((w) => w === 'SELECT' || WRITE_WORDS.has(w)) ?? 'WITH' : lead;
+  const operation = lead === 'WITH' ? (words.find((w) => w === 'SELECT' || WRITE_WORDS.has(w)) ?? 'WITH') : lead;
   let isWrite = lead !== undefined && !READ_LEADS.has(lead) && lead !== 'WITH';
   if (!isWrite && (lead === 'SELECT' || lead === 'WITH' || lead === 'EXPLAIN')) {
-    isWrite = words.some((w, i) => WRITE_WORDS.has(w) || (w === 'FOR' && (words[i + 1] === 'UPDATE' || words[i + 1] === 'SHARE' || words[i + 1] === 'NO' || words[i + 1] === 'KEY')) || (w === 'LOCK' && words[i + 1] === 'IN'));
+    isWrite = words.some(
+      (w, i) =>
+        WRITE_WORDS.has(w) ||
+        (w === 'FOR' &&
+          (words[i + 1] === 'UPDATE' || words[i + 1] === 'SHARE' || words[i + 1] === 'NO' || words[i + 1] === 'KEY')) ||
+        (w === 'LOCK' && words[i + 1] === 'IN'),
+    );
   }
   let collection: string | undefined;
   for (let i = 0; i < words.length - 1; i++) {
@@ -112,7 +157,7 @@ function fnv1a(text: string): string {
     h1 = Math.imul(h1 ^ c, 0x01000193);
     h2 = Math.imul(h2 ^ c, 0x5bd1e995);
   }
-  return ((h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0'));
+  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
 }
 
 // ---- PostgreSQL, from the real parser ----
@@ -131,7 +176,20 @@ const STATEMENT_OPERATIONS: Record<string, string> = {
   CallStmt: 'CALL',
 };
 /** Statements a hot standby accepts. Everything not listed (DDL, DML, LISTEN, NOTIFY, ...) is a write. */
-const STANDBY_SAFE = new Set(['SelectStmt', 'VariableSetStmt', 'VariableShowStmt', 'TransactionStmt', 'ExplainStmt', 'DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt', 'PrepareStmt', 'ExecuteStmt', 'DeallocateStmt', 'DiscardStmt']);
+const STANDBY_SAFE = new Set([
+  'SelectStmt',
+  'VariableSetStmt',
+  'VariableShowStmt',
+  'TransactionStmt',
+  'ExplainStmt',
+  'DeclareCursorStmt',
+  'FetchStmt',
+  'ClosePortalStmt',
+  'PrepareStmt',
+  'ExecuteStmt',
+  'DeallocateStmt',
+  'DiscardStmt',
+]);
 const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'LockingClause', 'IntoClause']);
 const WRITE_FUNCTIONS = new Set(['nextval', 'setval']);
 
@@ -173,7 +231,12 @@ function findFirstNode(tree: unknown, types: Set<string>): string | undefined {
     return undefined;
   }
   for (const [key, value] of Object.entries(tree)) {
-    if (types.has(key) || (key === 'lockingClause' && Array.isArray(value) && value.length) || (key === 'intoClause' && value)) return key;
+    if (
+      types.has(key) ||
+      (key === 'lockingClause' && Array.isArray(value) && value.length) ||
+      (key === 'intoClause' && value)
+    )
+      return key;
     const found = findFirstNode(value, types);
     if (found) return found;
   }
@@ -183,14 +246,16 @@ function findFirstNode(tree: unknown, types: Set<string>): string | undefined {
 function callsWriteFunction(tree: unknown): boolean {
   if (tree === null || typeof tree !== 'object') return false;
   if (Array.isArray(tree)) return tree.some(callsWriteFunction);
-  const call = (tree as Record<string, unknown>).FuncCall as { funcname?: { String?: { sval?: string } }[] } | undefined;
+  const call = (tree as Record<string, unknown>).FuncCall as
+    { funcname?: { String?: { sval?: string } }[] } | undefined;
   if (call?.funcname?.some((part) => WRITE_FUNCTIONS.has(part.String?.sval ?? ''))) return true;
   return Object.values(tree).some(callsWriteFunction);
 }
 
 /** The statement's target (INSERT/UPDATE/DELETE) or the first table of its FROM clause. */
 function firstRelation(node: Record<string, unknown>): string | undefined {
-  const relation = (node.relation ?? findRangeVar(node.fromClause)) as { schemaname?: string; relname?: string } | undefined;
+  const relation = (node.relation ?? findRangeVar(node.fromClause)) as
+    { schemaname?: string; relname?: string } | undefined;
   if (!relation?.relname) return undefined;
   return relation.schemaname ? `${relation.schemaname}.${relation.relname}` : relation.relname;
 }

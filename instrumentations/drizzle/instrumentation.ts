@@ -11,7 +11,6 @@ import type { DrizzleBuilder, DrizzleInstrumentationConfig } from './types';
 const TRAIL = Symbol('querytrail.drizzle.trail');
 const VERSIONS = ['>=0.40.0 <1'];
 
-
 /** The SQL objects a builder produced (e.g. for `$with(...).as(builder)`), so parts can be traced back. */
 const sqlOwners = new WeakMap<object, Trail>();
 
@@ -19,13 +18,20 @@ const sqlOwners = new WeakMap<object, Trail>();
 let preparing: Trail | undefined;
 
 function trailOf(object: unknown): Trail | undefined {
-  return object !== null && typeof object === 'object' ? ((object as DrizzleBuilder)[TRAIL] as Trail | undefined) : undefined;
+  return object !== null && typeof object === 'object'
+    ? ((object as DrizzleBuilder)[TRAIL] as Trail | undefined)
+    : undefined;
 }
 
 function stamp<T>(object: T, session: DrizzleBuilder['session'], below: Function): T {
   try {
     const runtime = getRuntime();
-    (object as DrizzleBuilder)[TRAIL] = createTrail({ library: 'drizzle', site: runtime.sites.constructionSite(below, phaseOf(currentScope())), binding: pgTargetOf(session?.client, runtime.databases), kind: 'query' });
+    (object as DrizzleBuilder)[TRAIL] = createTrail({
+      library: 'drizzle',
+      site: runtime.sites.constructionSite(below, phaseOf(currentScope())),
+      binding: pgTargetOf(session?.client, runtime.databases),
+      kind: 'query',
+    });
   } catch (err) {
     internalErrorOccurred('drizzle construction', err);
   }
@@ -88,14 +94,21 @@ export class DrizzleInstrumentation extends PrototypeInstrumentation<DrizzleInst
         this.wrapMethod(e.PgDatabase, 'delete', constructs);
         this.wrapMethod(e.PgDatabase, 'execute', executesRaw);
       }),
-      this.patchFile(`drizzle-orm/pg-core/dialect.${ext}`, VERSIONS, (e: ClassExports) => this.wrapMethod(e.PgDialect, 'sqlToQuery', compiles)),
+      this.patchFile(`drizzle-orm/pg-core/dialect.${ext}`, VERSIONS, (e: ClassExports) =>
+        this.wrapMethod(e.PgDialect, 'sqlToQuery', compiles),
+      ),
       this.patchFile(`drizzle-orm/node-postgres/session.${ext}`, VERSIONS, (e: ClassExports) => {
         this.wrapMethod(e.NodePgSession, 'prepareQuery', tagsPrepared);
         this.wrapMethod(e.NodePgPreparedQuery, 'execute', runs);
         this.wrapMethod(e.NodePgPreparedQuery, 'all', runs);
       }),
     ];
-    return [new InstrumentationNodeModuleDefinition('drizzle-orm', VERSIONS, undefined, undefined, [...files('cjs'), ...files('js')])];
+    return [
+      new InstrumentationNodeModuleDefinition('drizzle-orm', VERSIONS, undefined, undefined, [
+        ...files('cjs'),
+        ...files('js'),
+      ]),
+    ];
   }
 }
 
@@ -165,7 +178,8 @@ function compiles(original: Method): Method {
 function tagsPrepared(original: Method): Method {
   return function prepareQuery(this: unknown, ...args: unknown[]) {
     const prepared = original.apply(this, args);
-    if (preparing !== undefined && prepared !== null && typeof prepared === 'object') (prepared as DrizzleBuilder)[TRAIL] = preparing;
+    if (preparing !== undefined && prepared !== null && typeof prepared === 'object')
+      (prepared as DrizzleBuilder)[TRAIL] = preparing;
     return prepared;
   };
 }

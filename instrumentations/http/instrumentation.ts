@@ -1,5 +1,10 @@
 import { diag } from '@opentelemetry/api';
-import { InstrumentationBase, InstrumentationNodeModuleDefinition, InstrumentationConfig, isWrapped } from '@opentelemetry/instrumentation';
+import {
+  InstrumentationBase,
+  InstrumentationNodeModuleDefinition,
+  InstrumentationConfig,
+  isWrapped,
+} from '@opentelemetry/instrumentation';
 import { guarded } from '../../src/guard';
 import { RequestLike, requestScope, withScope } from '../../src/scope';
 import { VERSION } from '../../src/version';
@@ -37,7 +42,9 @@ export class HttpScopeInstrumentation extends InstrumentationBase<Instrumentatio
             const proto = moduleExports.Server.prototype;
             if (hasOurWrapper(proto.emit)) return moduleExports;
             if (isWrapped(proto.emit)) {
-              diag.warn('querytrail: http.Server emit was wrapped before querytrail; create HttpScopeInstrumentation before HttpInstrumentation so queries know their request');
+              diag.warn(
+                'querytrail: http.Server emit was wrapped before querytrail; create HttpScopeInstrumentation before HttpInstrumentation so queries know their request',
+              );
             }
             proto.emit = this.scopeRequests(proto.emit);
             return moduleExports;

@@ -12,7 +12,6 @@ const TRAIL = Symbol('querytrail.knex.trail');
 const BINDING = Symbol('querytrail.knex.binding');
 const VERSIONS = ['>=3.0.0 <4'];
 
-
 function bindingOf(client: KnexClient): DatabaseRef | undefined {
   let ref = client[BINDING] as DatabaseRef | undefined;
   if (ref === undefined && client.dialect === 'postgresql') {
@@ -30,7 +29,13 @@ function trailOf(object: unknown): Trail | undefined {
 /** Gives a newly built query object its trail; never lets an error reach the app. */
 function stamp<T extends KnexQueryObject>(object: T, kind: string, below: Function, parent?: Trail): T {
   try {
-    (object as KnexQueryObject)[TRAIL] = createTrail({ library: 'knex', site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())), binding: bindingOf(object.client), parent, kind });
+    (object as KnexQueryObject)[TRAIL] = createTrail({
+      library: 'knex',
+      site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())),
+      binding: bindingOf(object.client),
+      parent,
+      kind,
+    });
   } catch (err) {
     internalErrorOccurred('knex construction', err);
   }
@@ -50,7 +55,8 @@ function recordPart(part: Trail | undefined, object: KnexQueryObject): void {
     if (outer.parts?.includes(part)) return;
     addPart(outer, part);
     // knex re-binds an embedded raw to the outer query's client, for good.
-    if (part.kind === 'raw fragment' && part.binding !== undefined && part.binding !== bindingOf(object.client)) part.rebound = true;
+    if (part.kind === 'raw fragment' && part.binding !== undefined && part.binding !== bindingOf(object.client))
+      part.rebound = true;
   } catch (err) {
     internalErrorOccurred('knex part', err);
   }

@@ -9,13 +9,27 @@ import { createTrail, Trail, withExecutionOf } from '../../src/trail';
 import { VERSION } from '../../src/version';
 import { pgTargetOf } from '../pg/target';
 import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
-import type { KyselyCompiledQuery, KyselyExecutor, KyselyInstrumentationConfig, KyselyNode, KyselyPostgresDialectConfig } from './types';
+import type {
+  KyselyCompiledQuery,
+  KyselyExecutor,
+  KyselyInstrumentationConfig,
+  KyselyNode,
+  KyselyPostgresDialectConfig,
+} from './types';
 
 const TRAIL = Symbol('querytrail.kysely.trail');
 const VERSIONS = ['>=0.28.0 <0.29'];
 
 /** The QueryCreator methods that start a query; chained builders keep the root's query id. */
-const ROOT_BUILDERS = ['selectFrom', 'selectNoFrom', 'insertInto', 'replaceInto', 'deleteFrom', 'updateTable', 'mergeInto'];
+const ROOT_BUILDERS = [
+  'selectFrom',
+  'selectNoFrom',
+  'insertInto',
+  'replaceInto',
+  'deleteFrom',
+  'updateTable',
+  'mergeInto',
+];
 
 /**
  * The trail of the query object being created: set by the patched entry points (a QueryCreator method,
@@ -35,10 +49,18 @@ const executorBindings = new WeakMap<object, DatabaseRef | null>();
 const nodeTrails = new WeakMap<object, Trail>();
 
 /** Nodes that hold values, not sub-trees: never walked (a bulk insert has thousands). */
-const VALUE_NODES = new Set(['ValueNode', 'PrimitiveValueListNode', 'IdentifierNode', 'ColumnNode', 'TableNode', 'SchemableIdentifierNode', 'ReferenceNode']);
+const VALUE_NODES = new Set([
+  'ValueNode',
+  'PrimitiveValueListNode',
+  'IdentifierNode',
+  'ColumnNode',
+  'TableNode',
+  'SchemableIdentifierNode',
+  'ReferenceNode',
+]);
 
 function trailOf(queryId: unknown): Trail | undefined {
-  return queryId !== null && typeof queryId === 'object' ? ((queryId as { [TRAIL]?: Trail })[TRAIL]) : undefined;
+  return queryId !== null && typeof queryId === 'object' ? (queryId as { [TRAIL]?: Trail })[TRAIL] : undefined;
 }
 
 function bindingOf(executor: KyselyExecutor): DatabaseRef | undefined {
@@ -61,7 +83,8 @@ function partsIn(node: KyselyNode, parts: Trail[] | undefined, depth: number): T
     const value = node[key];
     if (value === null || typeof value !== 'object') continue;
     if (Array.isArray(value)) {
-      for (const item of value) if (item !== null && typeof item === 'object') parts = visit(item as KyselyNode, parts, depth);
+      for (const item of value)
+        if (item !== null && typeof item === 'object') parts = visit(item as KyselyNode, parts, depth);
     } else {
       parts = visit(value as KyselyNode, parts, depth);
     }
@@ -91,21 +114,31 @@ export class KyselyInstrumentation extends PrototypeInstrumentation<KyselyInstru
 
   protected override init() {
     const files = (format: string) => [
-      this.patchFile(`kysely/dist/${format}/util/query-id.js`, VERSIONS, (e: ClassExports) => this.replaceExport(e, 'createQueryId', takesCreatingTrail)),
+      this.patchFile(`kysely/dist/${format}/util/query-id.js`, VERSIONS, (e: ClassExports) =>
+        this.replaceExport(e, 'createQueryId', takesCreatingTrail),
+      ),
       this.patchFile(`kysely/dist/${format}/query-creator.js`, VERSIONS, (e: ClassExports) => {
-        for (const name of ROOT_BUILDERS) this.wrapMethod(e.QueryCreator, name, (original) => creates(original, 'query'));
+        for (const name of ROOT_BUILDERS)
+          this.wrapMethod(e.QueryCreator, name, (original) => creates(original, 'query'));
       }),
       this.patchFile(`kysely/dist/${format}/raw-builder/sql.js`, VERSIONS, (e: ClassExports) =>
         this.replaceExport(e, 'sql', (original: Method) => Object.assign(creates(original, 'raw query'), original)),
       ),
-      this.patchFile(`kysely/dist/${format}/dialect/postgres/postgres-dialect.js`, VERSIONS, (e: ClassExports) => this.replaceExport(e, 'PostgresDialect', keepsPool)),
+      this.patchFile(`kysely/dist/${format}/dialect/postgres/postgres-dialect.js`, VERSIONS, (e: ClassExports) =>
+        this.replaceExport(e, 'PostgresDialect', keepsPool),
+      ),
       this.patchFile(`kysely/dist/${format}/query-executor/query-executor-base.js`, VERSIONS, (e: ClassExports) => {
         this.wrapMethod(e.QueryExecutorBase, 'transformQuery', transforms);
         this.wrapMethod(e.QueryExecutorBase, 'executeQuery', runs);
         this.wrapMethod(e.QueryExecutorBase, 'stream', streams);
       }),
     ];
-    return [new InstrumentationNodeModuleDefinition('kysely', VERSIONS, undefined, undefined, [...files('cjs'), ...files('esm')])];
+    return [
+      new InstrumentationNodeModuleDefinition('kysely', VERSIONS, undefined, undefined, [
+        ...files('cjs'),
+        ...files('esm'),
+      ]),
+    ];
   }
 }
 
@@ -124,7 +157,11 @@ function creates(original: Method, kind: string): Method {
   return function create(this: unknown, ...args: unknown[]) {
     const previous = creating;
     try {
-      creating = createTrail({ library: 'kysely', site: getRuntime().sites.constructionSite(create, phaseOf(currentScope())), kind });
+      creating = createTrail({
+        library: 'kysely',
+        site: getRuntime().sites.constructionSite(create, phaseOf(currentScope())),
+        kind,
+      });
     } catch (err) {
       internalErrorOccurred('kysely construction', err);
     }
@@ -176,13 +213,16 @@ function transforms(original: Method): Method {
     }
     const transformed = original.call(this, node, queryId, ...rest);
     // this compilation's parts: a chain shares the root's trail, and may be compiled with other parts elsewhere
-    if (transformed !== null && typeof transformed === 'object') nodeTrails.set(transformed, parts === undefined ? trail : { ...trail, parts });
+    if (transformed !== null && typeof transformed === 'object')
+      nodeTrails.set(transformed, parts === undefined ? trail : { ...trail, parts });
     return transformed;
   };
 }
 
 function executionTrailOf(compiledQuery: KyselyCompiledQuery | undefined): Trail | undefined {
-  return compiledQuery === undefined ? undefined : (nodeTrails.get(compiledQuery.query) ?? trailOf(compiledQuery.queryId));
+  return compiledQuery === undefined
+    ? undefined
+    : (nodeTrails.get(compiledQuery.query) ?? trailOf(compiledQuery.queryId));
 }
 
 /** Called synchronously from the app's `.execute()`: the last moment its frame is on the stack. */
@@ -199,7 +239,11 @@ function runs(original: Method): Method {
   return function executeQuery(this: unknown, compiledQuery: KyselyCompiledQuery, ...rest: unknown[]) {
     const trail = executionTrailOf(compiledQuery);
     if (trail === undefined) return original.call(this, compiledQuery, ...rest);
-    return withExecutionOf(trail, () => original.call(this, compiledQuery, ...rest), executionSiteOf(compiledQuery, executeQuery));
+    return withExecutionOf(
+      trail,
+      () => original.call(this, compiledQuery, ...rest),
+      executionSiteOf(compiledQuery, executeQuery),
+    );
   };
 }
 

@@ -75,7 +75,9 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
           if (isWrapped(Pool.prototype.query)) this._unwrap(Pool.prototype, 'query');
           if (isWrapped(Pool.prototype.connect)) this._unwrap(Pool.prototype, 'connect');
           this._wrap(Pool.prototype, 'query', (original) => this.patchPoolQuery(original as QueryFn));
-          this._wrap(Pool.prototype, 'connect', (original) => patchPoolConnect(original as (cb?: PgCallback) => unknown));
+          this._wrap(Pool.prototype, 'connect', (original) =>
+            patchPoolConnect(original as (cb?: PgCallback) => unknown),
+          );
           return Pool;
         },
         (Pool: { prototype: object } | undefined) => {
@@ -135,7 +137,10 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
       const { query, rejection } = started;
       const tracker = instrumentation.getTracker();
       const cb = (typeof values === 'function' ? values : callback) as PgCallback | undefined;
-      const submittable = config !== null && typeof (config as PgSubmittable).submit === 'function' ? (config as PgSubmittable) : undefined;
+      const submittable =
+        config !== null && typeof (config as PgSubmittable).submit === 'function'
+          ? (config as PgSubmittable)
+          : undefined;
 
       if (rejection !== undefined) {
         tracker.finish(query, rejection);
@@ -159,7 +164,9 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
           tracker.finish(query, err ?? undefined, sqlState(err));
           return cb.call(this, err, res);
         };
-        return typeof values === 'function' ? original.call(this, config, wrapped) : original.call(this, config, values, wrapped);
+        return typeof values === 'function'
+          ? original.call(this, config, wrapped)
+          : original.call(this, config, values, wrapped);
       }
       let result: unknown;
       try {
@@ -182,7 +189,12 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
     };
   }
 
-  private startQuery(client: PgClient, config: unknown, values: unknown, below: Function): { query: TrackedQuery; rejection?: Error } | undefined {
+  private startQuery(
+    client: PgClient,
+    config: unknown,
+    values: unknown,
+    below: Function,
+  ): { query: TrackedQuery; rejection?: Error } | undefined {
     const text = textOf(config);
     if (text === undefined) return undefined;
     const runtime = getRuntime();
@@ -191,7 +203,11 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
     const fromPool = pending !== undefined && pending.text === text;
     const statement = fromPool ? pending.statement : analyzeStatement(text, 'postgresql');
     // An ORM runs its queries after its own awaits: no application frame is left to capture here.
-    const site = fromPool ? pending.site : executingTrail(ctx) === undefined ? runtime.sites.executionSite(statement.text, below) : executingSite(ctx);
+    const site = fromPool
+      ? pending.site
+      : executingTrail(ctx) === undefined
+        ? runtime.sites.executionSite(statement.text, below)
+        : executingSite(ctx);
     return this.getTracker().start({
       library: 'pg',
       statement,
@@ -208,7 +224,10 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
       guarded('pg connect', () => watchServerRole(this, runtime.databases, (sql, cb) => query.call(this, sql, cb)));
       if (!runtime.config.connectSpans) return original.call(this, callback);
       const facts = serverFactsOf(this, runtime.databases);
-      const span = instrumentation.tracer.startSpan('connect', { kind: SpanKind.CLIENT, attributes: { ...facts.ref.serverAttributes, ...facts.ref.boundAttributes } });
+      const span = instrumentation.tracer.startSpan('connect', {
+        kind: SpanKind.CLIENT,
+        attributes: { ...facts.ref.serverAttributes, ...facts.ref.boundAttributes },
+      });
       const end = (err: unknown) => {
         if (err) span.setStatus({ code: SpanStatusCode.ERROR, message: String((err as Error).message ?? err) });
         span.end();

@@ -21,19 +21,27 @@ export function serverFactsOf(client: PgClient, databases: DatabaseRegistry): Se
  * in the startup ParameterStatus messages (and again when a standby is promoted). Older servers did not
  * send it by the first ReadyForQuery, so one `pg_is_in_recovery()` is queued ahead of the app's queries.
  */
-export function watchServerRole(client: PgClient, databases: DatabaseRegistry, probe: (sql: string, cb: (err: unknown, res?: { rows?: { in_recovery?: boolean }[] }) => void) => void): void {
+export function watchServerRole(
+  client: PgClient,
+  databases: DatabaseRegistry,
+  probe: (sql: string, cb: (err: unknown, res?: { rows?: { in_recovery?: boolean }[] }) => void) => void,
+): void {
   const connection = client.connection;
   if (connection === undefined) return;
   const facts = serverFactsOf(client, databases);
   connection.on('parameterStatus', (msg) => {
-    if (msg.parameterName === 'in_hot_standby') guarded('pg role', () => facts.setRole(msg.parameterValue === 'on' ? 'replica' : 'primary', `in_hot_standby=${msg.parameterValue}`));
+    if (msg.parameterName === 'in_hot_standby')
+      guarded('pg role', () =>
+        facts.setRole(msg.parameterValue === 'on' ? 'replica' : 'primary', `in_hot_standby=${msg.parameterValue}`),
+      );
   });
   connection.once('readyForQuery', () => {
     if (facts.role !== undefined) return;
     guarded('pg role probe', () =>
       probe('SELECT pg_is_in_recovery() AS in_recovery', (err, res) => {
         const inRecovery = res?.rows?.[0]?.in_recovery;
-        if (!err && typeof inRecovery === 'boolean') facts.setRole(inRecovery ? 'replica' : 'primary', `pg_is_in_recovery()=${inRecovery}`);
+        if (!err && typeof inRecovery === 'boolean')
+          facts.setRole(inRecovery ? 'replica' : 'primary', `pg_is_in_recovery()=${inRecovery}`);
       }),
     );
   });

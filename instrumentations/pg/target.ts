@@ -25,16 +25,32 @@ export function pgTargetOf(endpoint: unknown, databases: DatabaseRegistry): Data
 
 function targetOf(endpoint: PgEndpoint, databases: DatabaseRegistry): DatabaseRef | undefined {
   const { connectionParameters, options } = endpoint;
-  if (connectionParameters) return databases.ref('postgresql', connectionParameters.host, connectionParameters.port, connectionParameters.database);
+  if (connectionParameters)
+    return databases.ref(
+      'postgresql',
+      connectionParameters.host,
+      connectionParameters.port,
+      connectionParameters.database,
+    );
   if (options === undefined) return undefined;
   if (options.connectionString) {
     try {
       const url = new URL(options.connectionString);
-      return databases.ref('postgresql', url.hostname || options.host || 'localhost', url.port || options.port || 5432, decodeURIComponent(url.pathname.slice(1)) || options.database);
+      return databases.ref(
+        'postgresql',
+        url.hostname || options.host || 'localhost',
+        url.port || options.port || 5432,
+        decodeURIComponent(url.pathname.slice(1)) || options.database,
+      );
     } catch {
       return undefined;
     }
   }
   // pg's own defaults, so that the binding names the same database as the connection will
-  return databases.ref('postgresql', options.host ?? process.env.PGHOST ?? 'localhost', options.port ?? process.env.PGPORT ?? 5432, options.database ?? process.env.PGDATABASE);
+  return databases.ref(
+    'postgresql',
+    options.host ?? process.env.PGHOST ?? 'localhost',
+    options.port ?? process.env.PGPORT ?? 5432,
+    options.database ?? process.env.PGDATABASE,
+  );
 }

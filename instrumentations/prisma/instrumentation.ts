@@ -8,7 +8,13 @@ import { createTrail, executingTrail, Trail, withExecutionOf } from '../../src/t
 import { VERSION } from '../../src/version';
 import { pgTargetOf } from '../pg/target';
 import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
-import type { PrismaClientClass, PrismaInstrumentationConfig, PrismaPromise, PrismaPromiseFactory, PrismaRawClient } from './types';
+import type {
+  PrismaClientClass,
+  PrismaInstrumentationConfig,
+  PrismaPromise,
+  PrismaPromiseFactory,
+  PrismaRawClient,
+} from './types';
 
 const VERSIONS = ['>=7.0.0 <8'];
 const READ_REPLICAS_VERSIONS = ['>=0.4.0 <1'];
@@ -27,7 +33,10 @@ function rawClientOf(client: unknown): PrismaRawClient | undefined {
 function bindingOf(client: PrismaRawClient): DatabaseRef | undefined {
   if (BINDING in client) return client[BINDING] as DatabaseRef | undefined;
   const factory = client._engineConfig?.adapter;
-  const binding = factory?.adapterName === '@prisma/adapter-pg' ? pgTargetOf(factory.externalPool ?? { options: factory.config }, getRuntime().databases) : undefined;
+  const binding =
+    factory?.adapterName === '@prisma/adapter-pg'
+      ? pgTargetOf(factory.externalPool ?? { options: factory.config }, getRuntime().databases)
+      : undefined;
   client[BINDING] = binding;
   return binding;
 }
@@ -45,7 +54,12 @@ function promiseTrail(client: PrismaRawClient, below: Function): Trail | undefin
   if (running?.library === 'prisma' && running.kind !== 'transaction') {
     return running.binding === binding && running.pool === pool ? running : { ...running, binding, pool };
   }
-  const trail = createTrail({ library: 'prisma', site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())), binding, kind: 'query' });
+  const trail = createTrail({
+    library: 'prisma',
+    site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())),
+    binding,
+    kind: 'query',
+  });
   if (pool !== undefined) trail.pool = pool;
   return trail;
 }
@@ -72,11 +86,15 @@ export class PrismaInstrumentation extends PrototypeInstrumentation<PrismaInstru
           return patched;
         }),
       ]),
-      new InstrumentationNodeModuleDefinition('@prisma/extension-read-replicas', READ_REPLICAS_VERSIONS, (exports: ClassExports) => {
-        const patched = this.writableCopy(exports);
-        this.replaceExport(patched, 'readReplicas', marksPools);
-        return patched;
-      }),
+      new InstrumentationNodeModuleDefinition(
+        '@prisma/extension-read-replicas',
+        READ_REPLICAS_VERSIONS,
+        (exports: ClassExports) => {
+          const patched = this.writableCopy(exports);
+          this.replaceExport(patched, 'readReplicas', marksPools);
+          return patched;
+        },
+      ),
     ];
   }
 
@@ -91,7 +109,8 @@ export class PrismaInstrumentation extends PrototypeInstrumentation<PrismaInstru
           super(...args);
           try {
             const client = rawClientOf(this);
-            if (client !== undefined && typeof client._createPrismaPromise === 'function') client._createPrismaPromise = instrumentation.tracesPromises(client, client._createPrismaPromise);
+            if (client !== undefined && typeof client._createPrismaPromise === 'function')
+              client._createPrismaPromise = instrumentation.tracesPromises(client, client._createPrismaPromise);
           } catch (err) {
             internalErrorOccurred('prisma client', err);
           }
@@ -167,7 +186,12 @@ function startsTransaction(original: Method): Method {
       const client = rawClientOf(this);
       const binding = client === undefined ? undefined : bindingOf(client);
       if (binding !== undefined) {
-        trail = createTrail({ library: 'prisma', site: getRuntime().sites.constructionSite($transaction, phaseOf(currentScope())), binding, kind: 'transaction' });
+        trail = createTrail({
+          library: 'prisma',
+          site: getRuntime().sites.constructionSite($transaction, phaseOf(currentScope())),
+          binding,
+          kind: 'transaction',
+        });
         transactionClients.set(trail, client as PrismaRawClient);
       }
     } catch (err) {

@@ -7,13 +7,41 @@ import { currentScope, phaseOf } from '../../src/scope';
 import { addPart, createTrail, executingTrail, Trail, withExecutionOf, withoutExecution } from '../../src/trail';
 import { VERSION } from '../../src/version';
 import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
-import type { SequelizeEndpoint, SequelizeInclude, SequelizeInstance, SequelizeInstrumentationConfig, SequelizeModel, SequelizeQueryOptions } from './types';
+import type {
+  SequelizeEndpoint,
+  SequelizeInclude,
+  SequelizeInstance,
+  SequelizeInstrumentationConfig,
+  SequelizeModel,
+  SequelizeQueryOptions,
+} from './types';
 
 const VERSIONS = ['>=6.0.0 <7'];
 const BINDINGS = Symbol('querytrail.sequelize.bindings');
 
 /** The model API the app calls; each runs one or more `sequelize.query` calls, after its own awaits. */
-const MODEL_STATICS = ['findAll', 'findOne', 'findByPk', 'findAndCountAll', 'count', 'aggregate', 'max', 'min', 'sum', 'create', 'bulkCreate', 'findOrCreate', 'findCreateFind', 'upsert', 'update', 'destroy', 'restore', 'increment', 'decrement', 'truncate'];
+const MODEL_STATICS = [
+  'findAll',
+  'findOne',
+  'findByPk',
+  'findAndCountAll',
+  'count',
+  'aggregate',
+  'max',
+  'min',
+  'sum',
+  'create',
+  'bulkCreate',
+  'findOrCreate',
+  'findCreateFind',
+  'upsert',
+  'update',
+  'destroy',
+  'restore',
+  'increment',
+  'decrement',
+  'truncate',
+];
 const MODEL_METHODS = ['save', 'reload', 'update', 'destroy', 'restore', 'increment', 'decrement'];
 
 interface Bindings {
@@ -29,10 +57,20 @@ function bindingsOf(sequelize: SequelizeInstance): Bindings {
   if (bindings !== undefined) return bindings;
   const { config } = sequelize;
   const databases = getRuntime().databases;
-  const refOf = (endpoint: SequelizeEndpoint = {}) => databases.ref('postgresql', endpoint.host ?? config.host, endpoint.port ?? config.port ?? 5432, endpoint.database ?? config.database);
+  const refOf = (endpoint: SequelizeEndpoint = {}) =>
+    databases.ref(
+      'postgresql',
+      endpoint.host ?? config.host,
+      endpoint.port ?? config.port ?? 5432,
+      endpoint.database ?? config.database,
+    );
   const replication = config.replication || undefined;
   const reads = replication?.read ?? [];
-  bindings = { write: refOf(replication?.write), read: reads.length === 1 ? refOf(reads[0]) : undefined, replicated: reads.length > 0 };
+  bindings = {
+    write: refOf(replication?.write),
+    read: reads.length === 1 ? refOf(reads[0]) : undefined,
+    replicated: reads.length > 0,
+  };
   sequelize[BINDINGS] = bindings;
   return bindings;
 }
@@ -48,7 +86,12 @@ function isPostgres(sequelize: SequelizeInstance | undefined): sequelize is Sequ
 function callTrail(sequelize: SequelizeInstance, kind: string, below: Function): Trail | undefined {
   const running = executingTrail();
   if (running?.library === 'sequelize' && running.kind !== 'transaction') return undefined;
-  return createTrail({ library: 'sequelize', site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())), binding: bindingsOf(sequelize).write, kind });
+  return createTrail({
+    library: 'sequelize',
+    site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())),
+    binding: bindingsOf(sequelize).write,
+    kind,
+  });
 }
 
 /** Models of another Sequelize instance in `include`: sequelize compiles them into this instance's SQL. */
@@ -58,7 +101,15 @@ function recordForeignIncludes(trail: Trail, sequelize: SequelizeInstance, inclu
     const model = ((include as { model?: SequelizeModel }).model ?? include) as SequelizeModel;
     const other = model?.sequelize;
     if (isPostgres(other) && other !== sequelize && bindingsOf(other).write !== bindingsOf(sequelize).write) {
-      addPart(trail, createTrail({ library: 'sequelize', site: trail.site, binding: bindingsOf(other).write, kind: `sub-query (include of ${model.name ?? 'a model'})` }));
+      addPart(
+        trail,
+        createTrail({
+          library: 'sequelize',
+          site: trail.site,
+          binding: bindingsOf(other).write,
+          kind: `sub-query (include of ${model.name ?? 'a model'})`,
+        }),
+      );
     }
     recordForeignIncludes(trail, sequelize, (include as { include?: unknown }).include, depth + 1);
   }
@@ -79,20 +130,36 @@ export class SequelizeInstrumentation extends PrototypeInstrumentation<Sequelize
     return [
       new InstrumentationNodeModuleDefinition('sequelize', VERSIONS, undefined, undefined, [
         this.patchFile('sequelize/lib/model.js', VERSIONS, (Model: ClassExports) => {
-          for (const name of MODEL_STATICS) this.wrapStatic(Model, name, (original) => callsModel(original, (model) => (model as SequelizeModel).sequelize, this.reuse));
-          for (const name of MODEL_METHODS) this.wrapMethod(Model, name, (original) => callsModel(original, (instance) => (instance as { constructor: SequelizeModel }).constructor.sequelize, this.reuse));
+          for (const name of MODEL_STATICS)
+            this.wrapStatic(Model, name, (original) =>
+              callsModel(original, (model) => (model as SequelizeModel).sequelize, this.reuse),
+            );
+          for (const name of MODEL_METHODS)
+            this.wrapMethod(Model, name, (original) =>
+              callsModel(
+                original,
+                (instance) => (instance as { constructor: SequelizeModel }).constructor.sequelize,
+                this.reuse,
+              ),
+            );
         }),
         this.patchFile('sequelize/lib/sequelize.js', VERSIONS, (exports: ClassExports) => {
           this.wrapMethod(exports.Sequelize, 'query', (original) => queries(original, this.reuse));
           this.wrapMethod(exports.Sequelize, 'transaction', startsTransaction);
         }),
         // a new connection's setup (SET …, the type probe) belongs to no model call: plain pg spans
-        this.patchFile('sequelize/lib/dialects/postgres/connection-manager.js', VERSIONS, (ConnectionManager: ClassExports) =>
-          this.wrapMethod(ConnectionManager, 'connect', (original) =>
-            function connect(this: unknown, ...args: unknown[]) {
-              return withoutExecution(() => original.apply(this, args));
-            },
-          ),
+        this.patchFile(
+          'sequelize/lib/dialects/postgres/connection-manager.js',
+          VERSIONS,
+          (ConnectionManager: ClassExports) =>
+            this.wrapMethod(
+              ConnectionManager,
+              'connect',
+              (original) =>
+                function connect(this: unknown, ...args: unknown[]) {
+                  return withoutExecution(() => original.apply(this, args));
+                },
+            ),
         ),
       ]),
     ];
@@ -100,14 +167,19 @@ export class SequelizeInstrumentation extends PrototypeInstrumentation<Sequelize
 }
 
 /** `instanceOf(this)`: the Sequelize instance of the model class (statics) or of the model instance. */
-function callsModel(original: Method, instanceOf: (self: unknown) => SequelizeInstance | undefined, reuse: ResultReuseReporter): Method {
+function callsModel(
+  original: Method,
+  instanceOf: (self: unknown) => SequelizeInstance | undefined,
+  reuse: ResultReuseReporter,
+): Method {
   return function modelCall(this: unknown, ...args: unknown[]) {
     let trail: Trail | undefined;
     try {
       const sequelize = instanceOf(this);
       if (isPostgres(sequelize)) {
         trail = callTrail(sequelize, 'query', modelCall);
-        const options = args.find((arg) => arg !== null && typeof arg === 'object' && 'include' in arg) as { include?: unknown } | undefined;
+        const options = args.find((arg) => arg !== null && typeof arg === 'object' && 'include' in arg) as
+          { include?: unknown } | undefined;
         if (trail !== undefined && options !== undefined) recordForeignIncludes(trail, sequelize, options.include, 0);
       }
     } catch (err) {
@@ -122,7 +194,8 @@ function callsModel(original: Method, instanceOf: (self: unknown) => SequelizeIn
 /** Mirrors sequelize's choice in `query()` and `ConnectionManager#getConnection`. */
 function poolOf(options: SequelizeQueryOptions | undefined): 'read' | 'write' {
   if (options?.transaction) return 'write';
-  const type = options?.type ?? (options?.model || options?.instance || options?.nest || options?.plain ? 'SELECT' : 'RAW');
+  const type =
+    options?.type ?? (options?.model || options?.instance || options?.nest || options?.plain ? 'SELECT' : 'RAW');
   return type === 'SELECT' && !options?.useMaster ? 'read' : 'write';
 }
 
@@ -134,7 +207,14 @@ function queries(original: Method, reuse: ResultReuseReporter): Method {
       if (isPostgres(this)) {
         const call = executingTrail();
         ownCall = call?.library !== 'sequelize';
-        const outer = ownCall ? createTrail({ library: 'sequelize', site: getRuntime().sites.constructionSite(query, phaseOf(currentScope())), binding: bindingsOf(this).write, kind: 'query' }) : (call as Trail);
+        const outer = ownCall
+          ? createTrail({
+              library: 'sequelize',
+              site: getRuntime().sites.constructionSite(query, phaseOf(currentScope())),
+              binding: bindingsOf(this).write,
+              kind: 'query',
+            })
+          : (call as Trail);
         const bindings = bindingsOf(this);
         if (bindings.replicated) {
           // this query's pool, on a copy: one model call may run reads and writes, concurrently
@@ -162,7 +242,13 @@ function startsTransaction(original: Method): Method {
   return function transaction(this: SequelizeInstance, ...args: unknown[]) {
     let trail: Trail | undefined;
     try {
-      if (isPostgres(this)) trail = createTrail({ library: 'sequelize', site: getRuntime().sites.constructionSite(transaction, phaseOf(currentScope())), binding: bindingsOf(this).write, kind: 'transaction' });
+      if (isPostgres(this))
+        trail = createTrail({
+          library: 'sequelize',
+          site: getRuntime().sites.constructionSite(transaction, phaseOf(currentScope())),
+          binding: bindingsOf(this).write,
+          kind: 'transaction',
+        });
     } catch (err) {
       internalErrorOccurred('sequelize transaction', err);
     }

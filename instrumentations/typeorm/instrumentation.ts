@@ -9,7 +9,15 @@ import { createTrail, executingTrail, Trail, withExecutionOf } from '../../src/t
 import { VERSION } from '../../src/version';
 import { pgTargetOf } from '../pg/target';
 import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
-import type { TypeormCredentials, TypeormDataSource, TypeormEntityManager, TypeormExpressionMap, TypeormInstrumentationConfig, TypeormQueryBuilder, TypeormQueryRunner } from './types';
+import type {
+  TypeormCredentials,
+  TypeormDataSource,
+  TypeormEntityManager,
+  TypeormExpressionMap,
+  TypeormInstrumentationConfig,
+  TypeormQueryBuilder,
+  TypeormQueryRunner,
+} from './types';
 
 const VERSIONS = ['>=1.0.0 <2'];
 const TRAIL = Symbol('querytrail.typeorm.trail');
@@ -19,10 +27,51 @@ const BINDINGS = Symbol('querytrail.typeorm.bindings');
 const MAX_PARTS = 32;
 
 /** The EntityManager API (Repository methods delegate to it synchronously, with the app's frame on the stack). */
-const MANAGER_CALLS = ['save', 'remove', 'softRemove', 'recover', 'insert', 'upsert', 'update', 'updateAll', 'delete', 'deleteAll', 'softDelete', 'restore', 'exists', 'existsBy', 'count', 'countBy', 'sum', 'average', 'minimum', 'maximum', 'find', 'findBy', 'findAndCount', 'findAndCountBy', 'findOne', 'findOneBy', 'findOneOrFail', 'findOneByOrFail', 'clear', 'increment', 'decrement', 'preload'];
+const MANAGER_CALLS = [
+  'save',
+  'remove',
+  'softRemove',
+  'recover',
+  'insert',
+  'upsert',
+  'update',
+  'updateAll',
+  'delete',
+  'deleteAll',
+  'softDelete',
+  'restore',
+  'exists',
+  'existsBy',
+  'count',
+  'countBy',
+  'sum',
+  'average',
+  'minimum',
+  'maximum',
+  'find',
+  'findBy',
+  'findAndCount',
+  'findAndCountBy',
+  'findOne',
+  'findOneBy',
+  'findOneOrFail',
+  'findOneByOrFail',
+  'clear',
+  'increment',
+  'decrement',
+  'preload',
+];
 /** Where each builder type compiles and sends its SQL. */
 const BUILDER_RUNS: Record<string, string[]> = {
-  SelectQueryBuilder: ['getRawMany', 'getRawAndEntities', 'getMany', 'getCount', 'getExists', 'getManyAndCount', 'stream'],
+  SelectQueryBuilder: [
+    'getRawMany',
+    'getRawAndEntities',
+    'getMany',
+    'getCount',
+    'getExists',
+    'getManyAndCount',
+    'stream',
+  ],
   InsertQueryBuilder: ['execute'],
   UpdateQueryBuilder: ['execute'],
   DeleteQueryBuilder: ['execute'],
@@ -48,9 +97,14 @@ function bindingsOf(dataSource: TypeormDataSource | undefined): Bindings | undef
   if (bindings !== undefined) return bindings;
   const { options } = dataSource;
   const databases = getRuntime().databases;
-  const refOf = (c: TypeormCredentials = {}) => pgTargetOf({ options: { host: c.host, port: c.port, database: c.database, connectionString: c.url } }, databases);
+  const refOf = (c: TypeormCredentials = {}) =>
+    pgTargetOf({ options: { host: c.host, port: c.port, database: c.database, connectionString: c.url } }, databases);
   const slaves = options.replication?.slaves ?? [];
-  bindings = { master: refOf(options.replication?.master ?? options), slave: slaves.length === 1 ? refOf(slaves[0]) : undefined, replicated: slaves.length > 0 };
+  bindings = {
+    master: refOf(options.replication?.master ?? options),
+    slave: slaves.length === 1 ? refOf(slaves[0]) : undefined,
+    replicated: slaves.length > 0,
+  };
   dataSource[BINDINGS] = bindings;
   return bindings;
 }
@@ -64,7 +118,12 @@ function runningCall(): Trail | undefined {
 function newTrail(dataSource: TypeormDataSource | undefined, kind: string, below: Function): Trail | undefined {
   const bindings = bindingsOf(dataSource);
   if (bindings === undefined) return undefined;
-  return createTrail({ library: 'typeorm', site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())), binding: bindings.master, kind });
+  return createTrail({
+    library: 'typeorm',
+    site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())),
+    binding: bindings.master,
+    kind,
+  });
 }
 
 /**
@@ -78,7 +137,10 @@ const embedding: TypeormExpressionMap[] = [];
  * keeps only the SQL text. A builder of the same DataSource is the same database: not a part.
  */
 function recordPart(outer: TypeormExpressionMap, inner: TypeormExpressionMap): void {
-  const found = inner.dataSource === outer.dataSource ? (inner[PARTS] as Trail[] | undefined) ?? [] : [inner[TRAIL] as Trail | undefined, ...((inner[PARTS] as Trail[] | undefined) ?? [])];
+  const found =
+    inner.dataSource === outer.dataSource
+      ? ((inner[PARTS] as Trail[] | undefined) ?? [])
+      : [inner[TRAIL] as Trail | undefined, ...((inner[PARTS] as Trail[] | undefined) ?? [])];
   const own = outer[TRAIL] as Trail | undefined;
   for (const part of found) {
     if (part === undefined || part.binding === own?.binding) continue;
@@ -102,7 +164,8 @@ export class TypeormInstrumentation extends PrototypeInstrumentation<TypeormInst
     const builderFiles = Object.keys({ ...BUILDER_RUNS, ...EMBEDDING_METHODS }).map((name) =>
       this.patchFile(`typeorm/query-builder/${name}.js`, VERSIONS, (exports: ClassExports) => {
         const Builder = exports[name];
-        for (const method of BUILDER_RUNS[name] ?? []) this.wrapMethod(Builder, method, (original) => runs(original, this.reuse));
+        for (const method of BUILDER_RUNS[name] ?? [])
+          this.wrapMethod(Builder, method, (original) => runs(original, this.reuse));
         for (const method of EMBEDDING_METHODS[name] ?? []) this.wrapMethod(Builder, method, embeds);
         // every builder type compiles its own SQL: a getQuery called while another builder embeds makes a part
         this.wrapMethod(Builder, 'getQuery', compiles);
@@ -117,8 +180,11 @@ export class TypeormInstrumentation extends PrototypeInstrumentation<TypeormInst
         }),
         ...builderFiles,
         this.patchFile('typeorm/entity-manager/EntityManager.js', VERSIONS, (exports: ClassExports) => {
-          for (const name of MANAGER_CALLS) this.wrapMethod(exports.EntityManager, name, (original) => callsManager(original, 'query', this.reuse));
-          this.wrapMethod(exports.EntityManager, 'transaction', (original) => callsManager(original, 'transaction', this.reuse));
+          for (const name of MANAGER_CALLS)
+            this.wrapMethod(exports.EntityManager, name, (original) => callsManager(original, 'query', this.reuse));
+          this.wrapMethod(exports.EntityManager, 'transaction', (original) =>
+            callsManager(original, 'transaction', this.reuse),
+          );
         }),
         this.patchFile('typeorm/driver/postgres/PostgresQueryRunner.js', VERSIONS, (exports: ClassExports) => {
           this.wrapMethod(exports.PostgresQueryRunner, 'query', sends);
@@ -206,7 +272,10 @@ function runs(original: Method, reuse: ResultReuseReporter): Method {
         outermost = runningCall() === undefined;
         if (outermost) {
           const scope = currentScope();
-          site = built.phase !== 'init' && built.scopeId === scope?.id ? built.site : getRuntime().sites.constructionSite(run, phaseOf(scope));
+          site =
+            built.phase !== 'init' && built.scopeId === scope?.id
+              ? built.site
+              : getRuntime().sites.constructionSite(run, phaseOf(scope));
         }
       }
     } catch (err) {

@@ -12,7 +12,10 @@ export interface TypeormCredentials {
 
 /** The parts of a DataSource querytrail reads: its type and where its pools point. */
 export interface TypeormDataSource {
-  options: TypeormCredentials & { type?: string; replication?: { master?: TypeormCredentials; slaves?: TypeormCredentials[] } };
+  options: TypeormCredentials & {
+    type?: string;
+    replication?: { master?: TypeormCredentials; slaves?: TypeormCredentials[] };
+  };
   [key: symbol]: unknown;
 }
 

@@ -14,8 +14,13 @@ export const crossDatabaseQuery: HazardRule = (trail, execution) => {
   if (foreign === undefined) return undefined;
   const foreignSite = resolveSite(foreign.site);
   const kind = foreign.kind === undefined || foreign.kind === 'query' ? 'sub-query' : foreign.kind;
-  const rebound = foreign.rebound ? ` ${capitalize(foreign.library)} has also re-bound that ${kind} to ${describeBinding(target)} for good: run alone later, it queries ${describeBinding(target)}.` : '';
-  const attributes = relatedSiteAttributes('part', foreignSite, { 'querytrail.hazard.part.namespace': foreign.binding?.namespace ?? '', 'querytrail.hazard.part.alias': foreign.binding?.alias ?? '' });
+  const rebound = foreign.rebound
+    ? ` ${capitalize(foreign.library)} has also re-bound that ${kind} to ${describeBinding(target)} for good: run alone later, it queries ${describeBinding(target)}.`
+    : '';
+  const attributes = relatedSiteAttributes('part', foreignSite, {
+    'querytrail.hazard.part.namespace': foreign.binding?.namespace ?? '',
+    'querytrail.hazard.part.alias': foreign.binding?.alias ?? '',
+  });
   return {
     code: 'cross_database_query',
     severity: 'error',

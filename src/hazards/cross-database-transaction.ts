@@ -13,21 +13,37 @@ import type { Hazard, HazardRule, QueryExecution } from './types';
 export const crossDatabaseTransaction: HazardRule = (trail, execution) => {
   const handed = trail?.transaction;
   if (handed?.binding !== undefined && handed.binding !== execution.ran) {
-    return hazard(trail, execution, handed.binding, handed.site, (what, begunAt) =>
-      `${what} was given to the transaction started at ${begunAt} on ${describeBinding(handed.binding)}, but it belongs to ${describeBinding(execution.ran)} and runs there, outside that transaction: ` +
-      "it neither sees the transaction's writes nor rolls back with it; run it in a transaction of its own client, or move that table to one database.",
+    return hazard(
+      trail,
+      execution,
+      handed.binding,
+      handed.site,
+      (what, begunAt) =>
+        `${what} was given to the transaction started at ${begunAt} on ${describeBinding(handed.binding)}, but it belongs to ${describeBinding(execution.ran)} and runs there, outside that transaction: ` +
+        "it neither sees the transaction's writes nor rolls back with it; run it in a transaction of its own client, or move that table to one database.",
     );
   }
   if (!execution.statement.isWrite) return undefined;
   const open = execution.ledger?.transactionOnOtherDatabase(execution.ran);
   if (open === undefined) return undefined;
-  return hazard(trail, execution, open.database, open.site, (what, begunAt) =>
-    `${what} writes to ${describeBinding(execution.ran)} while ${describeScope(execution.scope)} has a transaction open on ${describeBinding(open.database)} (begun at ${begunAt}): ` +
-    'this write is not part of it, so a rollback there leaves it in place and a failure here leaves that one committed; write to one database per transaction, or make this step idempotent and run it after the commit.',
+  return hazard(
+    trail,
+    execution,
+    open.database,
+    open.site,
+    (what, begunAt) =>
+      `${what} writes to ${describeBinding(execution.ran)} while ${describeScope(execution.scope)} has a transaction open on ${describeBinding(open.database)} (begun at ${begunAt}): ` +
+      'this write is not part of it, so a rollback there leaves it in place and a failure here leaves that one committed; write to one database per transaction, or make this step idempotent and run it after the commit.',
   );
 };
 
-function hazard(trail: Trail | undefined, execution: QueryExecution, transactionOn: DatabaseRef, begunAtRef: SiteRef | undefined, message: (what: string, begunAt: string) => string): Hazard {
+function hazard(
+  trail: Trail | undefined,
+  execution: QueryExecution,
+  transactionOn: DatabaseRef,
+  begunAtRef: SiteRef | undefined,
+  message: (what: string, begunAt: string) => string,
+): Hazard {
   const { site, where } = describeExecution(trail, execution);
   const begunAt = resolveSite(begunAtRef);
   return {
@@ -35,6 +51,8 @@ function hazard(trail: Trail | undefined, execution: QueryExecution, transaction
     severity: 'error',
     site,
     message: message(`${execution.statement.summary} ${where}`, formatSite(begunAt)),
-    attributes: relatedSiteAttributes('transaction', begunAt, { 'querytrail.hazard.transaction.namespace': transactionOn.namespace ?? '' }),
+    attributes: relatedSiteAttributes('transaction', begunAt, {
+      'querytrail.hazard.transaction.namespace': transactionOn.namespace ?? '',
+    }),
   };
 }

@@ -33,7 +33,10 @@ export function capitalize(text: string): string {
  * Where a query ran, for messages: the line that ran it, or — when the ORM ran it after its own awaits
  * and left none — the query object it came from.
  */
-export function describeExecution(trail: Trail | undefined, execution: QueryExecution): { site: CallSite | undefined; where: string } {
+export function describeExecution(
+  trail: Trail | undefined,
+  execution: QueryExecution,
+): { site: CallSite | undefined; where: string } {
   const executed = execution.executionSite();
   if (executed !== undefined || trail === undefined) return { site: executed, where: `at ${formatSite(executed)}` };
   return { site: resolveSite(trail.site), where: `(${describeTrail(trail)})` };

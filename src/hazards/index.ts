@@ -11,4 +11,13 @@ import { writeOnReplica } from './write-on-replica';
 export * from './types';
 
 /** Every rule, in the order their hazards are reported. */
-export const HAZARD_RULES: readonly HazardRule[] = [crossDatabaseQuery, writeOnReplica, crossDatabaseTransaction, readAfterWrite, initQueryInRequest, crossRequestReuse, frozenParameter, boundRanMismatch];
+export const HAZARD_RULES: readonly HazardRule[] = [
+  crossDatabaseQuery,
+  writeOnReplica,
+  crossDatabaseTransaction,
+  readAfterWrite,
+  initQueryInRequest,
+  crossRequestReuse,
+  frozenParameter,
+  boundRanMismatch,
+];

@@ -13,7 +13,8 @@ export const initQueryInRequest: HazardRule = (trail, execution) => {
   const root = lineageRoot(trail);
   if (root.phase !== 'init') return undefined;
   const site = resolveSite(root.site);
-  const derived = root === trail ? '' : ` (derived from it in a ${trail.phase} at ${formatSite(resolveSite(trail.site))})`;
+  const derived =
+    root === trail ? '' : ` (derived from it in a ${trail.phase} at ${formatSite(resolveSite(trail.site))})`;
   return {
     code: 'init_query_in_request',
     severity: 'warning',

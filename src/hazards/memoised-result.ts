@@ -17,7 +17,12 @@ export interface FirstRun {
  * the app gets the rows fetched then, at init or for another request. No query span exists for it, so
  * this is judged where the app awaits it.
  */
-export function memoisedResultReuse(trail: Trail, firstRun: FirstRun, scope: Scope | undefined, now: number): Hazard | undefined {
+export function memoisedResultReuse(
+  trail: Trail,
+  firstRun: FirstRun,
+  scope: Scope | undefined,
+  now: number,
+): Hazard | undefined {
   if (scope?.kind !== 'request' || firstRun.scopeId === scope.id) return undefined;
   const fetched = firstRun.phase === 'init' ? 'at init' : `in an earlier ${firstRun.phase}`;
   const site = resolveSite(trail.site);

@@ -9,7 +9,14 @@ import type { HazardRule } from './types';
 export const readAfterWrite: HazardRule = (trail, execution) => {
   const { statement } = execution;
   const namespace = execution.ran.namespace;
-  if (execution.phase !== 'request' || statement.isWrite || execution.server.role !== 'replica' || statement.collection === undefined || namespace === undefined) return undefined;
+  if (
+    execution.phase !== 'request' ||
+    statement.isWrite ||
+    execution.server.role !== 'replica' ||
+    statement.collection === undefined ||
+    namespace === undefined
+  )
+    return undefined;
   const write = execution.ledger?.writeTo(namespace, statement.collection);
   if (write === undefined) return undefined;
   const { site, where } = describeExecution(trail, execution);

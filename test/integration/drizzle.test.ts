@@ -1,5 +1,13 @@
 import * as path from 'node:path';
-import { FIXTURES, hazardEvent as event, hazardsOf, ormFixtureEnv, runFixture, spansInRoute, topology } from '../support/run-fixture';
+import {
+  FIXTURES,
+  hazardEvent as event,
+  hazardsOf,
+  ormFixtureEnv,
+  runFixture,
+  spansInRoute,
+  topology,
+} from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'drizzle-app.js');
 
@@ -21,7 +29,12 @@ describe('drizzle-orm: the seed scenario', () => {
     expect(span.attributes['code.file.path']).toBeUndefined(); // an awaited builder runs in a later job: no app frame
     expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
     const cross = event(span, 'cross_database_query');
-    expect(cross).toMatchObject({ 'querytrail.hazard.part.file': FIXTURE, 'querytrail.hazard.part.line': 20, 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 15 });
+    expect(cross).toMatchObject({
+      'querytrail.hazard.part.file': FIXTURE,
+      'querytrail.hazard.part.line': 20,
+      'querytrail.hazard.part.namespace': 'qt_analytics',
+      'querytrail.hazard.line': 15,
+    });
     expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(15);
     expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(15);
   });
@@ -49,7 +62,12 @@ describe('drizzle-orm: the seed scenario', () => {
     const run = await runFixture('drizzle-app.js', { env: ormFixtureEnv(), args: ['/relational'] });
     expect(run.stdout).toBe('/relational 200 1\n');
     const [span] = spansInRoute(run.spans, 'GET /relational');
-    expect(span.attributes).toMatchObject({ 'querytrail.library': 'drizzle', 'querytrail.construction.line': 31, 'querytrail.construction.phase': 'init', 'querytrail.bound.namespace': 'qt_app' });
+    expect(span.attributes).toMatchObject({
+      'querytrail.library': 'drizzle',
+      'querytrail.construction.line': 31,
+      'querytrail.construction.phase': 'init',
+      'querytrail.bound.namespace': 'qt_app',
+    });
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
   });
 
@@ -58,8 +76,15 @@ describe('drizzle-orm: the seed scenario', () => {
     expect(run.stdout).toBe('/pinned 200 1\n/lock 500 {"name":"Error","code":"25006"}\n');
     const standbyPort = Number(new URL(topology().pair.standby).port);
     const [pinned] = spansInRoute(run.spans, 'GET /pinned');
-    expect(pinned.attributes).toMatchObject({ 'querytrail.bound.port': standbyPort, 'querytrail.ran.port': standbyPort, 'querytrail.ran.role': 'replica', 'querytrail.construction.line': 16 });
-    expect(event(pinned, 'init_query_in_request')['querytrail.hazard.message']).toMatch(/drizzle-app\.js:16:\d+ runs in request GET \/pinned, .* bound to 127\.0\.0\.1:\d+\/qt_app since then/);
+    expect(pinned.attributes).toMatchObject({
+      'querytrail.bound.port': standbyPort,
+      'querytrail.ran.port': standbyPort,
+      'querytrail.ran.role': 'replica',
+      'querytrail.construction.line': 16,
+    });
+    expect(event(pinned, 'init_query_in_request')['querytrail.hazard.message']).toMatch(
+      /drizzle-app\.js:16:\d+ runs in request GET \/pinned, .* bound to 127\.0\.0\.1:\d+\/qt_app since then/,
+    );
     const [lock] = spansInRoute(run.spans, 'GET /lock');
     expect(hazardsOf(lock)).toEqual(['write_on_replica']);
     expect(lock.attributes['error.type']).toBe('25006');
@@ -68,11 +93,18 @@ describe('drizzle-orm: the seed scenario', () => {
 
 describe('drizzle-orm: the ESM build', () => {
   it('is instrumented in an ESM app started with --import querytrail/agent', async () => {
-    const run = await runFixture('drizzle-esm.mjs', { env: ormFixtureEnv(), nodeArgs: ['--import', 'querytrail/agent'] });
+    const run = await runFixture('drizzle-esm.mjs', {
+      env: ormFixtureEnv(),
+      nodeArgs: ['--import', 'querytrail/agent'],
+    });
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('[1,2,3]\n');
     expect(run.spans.length).toBe(1);
-    expect(run.spans[0].attributes).toMatchObject({ 'querytrail.library': 'drizzle', 'querytrail.construction.file': path.join(FIXTURES, 'drizzle-esm.mjs'), 'querytrail.construction.line': 11 });
+    expect(run.spans[0].attributes).toMatchObject({
+      'querytrail.library': 'drizzle',
+      'querytrail.construction.file': path.join(FIXTURES, 'drizzle-esm.mjs'),
+      'querytrail.construction.line': 11,
+    });
     expect(hazardsOf(run.spans[0])).toEqual(['cross_database_query']);
   });
 });

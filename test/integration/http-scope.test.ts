@@ -5,7 +5,8 @@ describe('request, job and init scopes', () => {
     const run = await runFixture('http-app.js', { env: { QT_PRIMARY: topology().primary, ...env } });
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('[{"name":"beta"}]\nok\n');
-    const byText = (fragment: string) => run.spans.filter((s) => String(s.attributes['db.query.text']).includes(fragment));
+    const byText = (fragment: string) =>
+      run.spans.filter((s) => String(s.attributes['db.query.text']).includes(fragment));
     const [init] = byText('at_init');
     expect(init.attributes['querytrail.execution.phase']).toBe('init');
     expect(init.attributes['querytrail.route']).toBeUndefined();

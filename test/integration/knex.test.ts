@@ -1,5 +1,12 @@
 import * as path from 'node:path';
-import { FIXTURES, hazardEvent as event, hazardsOf, ormFixtureEnv, runFixture, spansInRoute } from '../support/run-fixture';
+import {
+  FIXTURES,
+  hazardEvent as event,
+  hazardsOf,
+  ormFixtureEnv,
+  runFixture,
+  spansInRoute,
+} from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'knex-app.js');
 
@@ -28,11 +35,15 @@ describe('knex: the seed scenario', () => {
     expect(cross['querytrail.hazard.part.file']).toBe(FIXTURE);
     expect(cross['querytrail.hazard.part.line']).toBe(16);
     expect(cross['querytrail.hazard.part.namespace']).toBe('qt_analytics');
-    expect(cross['querytrail.hazard.message']).toMatch(/^The knex query built in a request at .*knex-app\.js:16:\d+ \(bound to 127\.0\.0\.1:5432\/qt_app\) embeds a sub-query built at .*knex-app\.js:16:\d+ for .*\/qt_analytics, but it is all sent to .*\/qt_app/);
+    expect(cross['querytrail.hazard.message']).toMatch(
+      /^The knex query built in a request at .*knex-app\.js:16:\d+ \(bound to 127\.0\.0\.1:5432\/qt_app\) embeds a sub-query built at .*knex-app\.js:16:\d+ for .*\/qt_analytics, but it is all sent to .*\/qt_app/,
+    );
 
     const init = event(span, 'init_query_in_request');
     expect(init['querytrail.hazard.line']).toBe(9);
-    expect(init['querytrail.hazard.message']).toMatch(/^The knex query built at init at .*knex-app\.js:9:\d+ \(derived from it in a request at .*knex-app\.js:16:\d+\) runs in request GET \/seed, [\d.]+ s after it was built/);
+    expect(init['querytrail.hazard.message']).toMatch(
+      /^The knex query built at init at .*knex-app\.js:9:\d+ \(derived from it in a request at .*knex-app\.js:16:\d+\) runs in request GET \/seed, [\d.]+ s after it was built/,
+    );
 
     const frozen = event(span, 'frozen_parameter');
     expect(frozen['querytrail.hazard.line']).toBe(9);
@@ -75,15 +86,23 @@ describe('knex: the seed scenario', () => {
   });
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
-    const run = await runFixture('knex-app.js', { env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' }, args: ['/seed', '/same-db'] });
-    expect(run.stdout).toBe('/seed 500 {"name":"QueryTrailHazardError","code":"cross_database_query"}\n/same-db 200 [1,2]\n');
+    const run = await runFixture('knex-app.js', {
+      env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' },
+      args: ['/seed', '/same-db'],
+    });
+    expect(run.stdout).toBe(
+      '/seed 500 {"name":"QueryTrailHazardError","code":"cross_database_query"}\n/same-db 200 [1,2]\n',
+    );
     const [span] = spansInRoute(run.spans, 'GET /seed');
     expect(span.attributes['error.type']).toBe('QueryTrailHazardError');
     expect(span.attributes['db.response.status_code']).toBeUndefined(); // the server never answered it
   });
 
   it('with QUERYTRAIL_CAPTURE=lean, detects on the first occurrence and names the request-built part from the next', async () => {
-    const run = await runFixture('knex-app.js', { env: { ...ormFixtureEnv(), QUERYTRAIL_CAPTURE: 'lean' }, args: ['/seed', '/seed'] });
+    const run = await runFixture('knex-app.js', {
+      env: { ...ormFixtureEnv(), QUERYTRAIL_CAPTURE: 'lean' },
+      args: ['/seed', '/seed'],
+    });
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n/seed 200 [1,2,3]\n');
     const [first, second] = spansInRoute(run.spans, 'GET /seed');
     for (const span of [first, second]) {
@@ -91,7 +110,9 @@ describe('knex: the seed scenario', () => {
       expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(9); // init constructions are always recorded
     }
     expect(event(first, 'cross_database_query')['querytrail.hazard.part.line']).toBeUndefined();
-    expect(event(first, 'cross_database_query')['querytrail.hazard.message']).toContain('a site not recorded (QUERYTRAIL_CAPTURE)');
+    expect(event(first, 'cross_database_query')['querytrail.hazard.message']).toContain(
+      'a site not recorded (QUERYTRAIL_CAPTURE)',
+    );
     expect(event(second, 'cross_database_query')['querytrail.hazard.part.line']).toBe(16);
   });
 
@@ -100,7 +121,11 @@ describe('knex: the seed scenario', () => {
     expect(run.stdout).toBe('/stream 200 [1,2,3]\n');
     const [span] = spansInRoute(run.spans, 'GET /stream');
     // the clone is built at line 41; its lineage root, with the frozen cut-off, at line 9
-    expect(span.attributes).toMatchObject({ 'querytrail.library': 'knex', 'querytrail.construction.line': 41, 'querytrail.bound.namespace': 'qt_app' });
+    expect(span.attributes).toMatchObject({
+      'querytrail.library': 'knex',
+      'querytrail.construction.line': 41,
+      'querytrail.bound.namespace': 'qt_app',
+    });
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
     expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(9);
     expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(9);
@@ -109,7 +134,11 @@ describe('knex: the seed scenario', () => {
   it('runs init-time queries without a hazard', async () => {
     const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: [] });
     const init = run.spans.find((s) => String(s.attributes['db.query.text']).includes('at_init'))!;
-    expect(init.attributes).toMatchObject({ 'querytrail.library': 'knex', 'querytrail.execution.phase': 'init', 'querytrail.construction.line': 47 });
+    expect(init.attributes).toMatchObject({
+      'querytrail.library': 'knex',
+      'querytrail.execution.phase': 'init',
+      'querytrail.construction.line': 47,
+    });
     expect(hazardsOf(init)).toEqual([]);
   });
 });

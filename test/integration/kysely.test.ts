@@ -1,5 +1,13 @@
 import * as path from 'node:path';
-import { FIXTURES, hazardEvent as event, hazardsOf, ormFixtureEnv, runFixture, spansInRoute, topology } from '../support/run-fixture';
+import {
+  FIXTURES,
+  hazardEvent as event,
+  hazardsOf,
+  ormFixtureEnv,
+  runFixture,
+  spansInRoute,
+  topology,
+} from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'kysely-app.js');
 
@@ -21,26 +29,53 @@ describe('kysely: the seed scenario', () => {
       'code.line.number': 20,
     });
     expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
-    expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.file': FIXTURE, 'querytrail.hazard.part.line': 20, 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 15 });
+    expect(event(span, 'cross_database_query')).toMatchObject({
+      'querytrail.hazard.part.file': FIXTURE,
+      'querytrail.hazard.part.line': 20,
+      'querytrail.hazard.part.namespace': 'qt_analytics',
+      'querytrail.hazard.line': 15,
+    });
     expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(15);
     expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(15);
   });
 
   it('finds foreign sub-queries in CTEs, sql templates, streamed queries and selectFrom(subquery)', async () => {
-    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/cte', '/raw', '/stream', '/from-subquery'] });
+    const run = await runFixture('kysely-app.js', {
+      env: ormFixtureEnv(),
+      args: ['/cte', '/raw', '/stream', '/from-subquery'],
+    });
     expect(run.stdout).toBe('/cte 200 [1,2,3]\n/raw 200 3\n/stream 200 [3,4,100]\n/from-subquery 200 [1,2,3]\n');
-    for (const [route, line, partNamespace] of [['GET /cte', 21, 'qt_analytics'], ['GET /raw', 22, 'qt_analytics'], ['GET /stream', 28, 'qt_app'], ['GET /from-subquery', 35, 'qt_analytics']] as const) {
+    for (const [route, line, partNamespace] of [
+      ['GET /cte', 21, 'qt_analytics'],
+      ['GET /raw', 22, 'qt_analytics'],
+      ['GET /stream', 28, 'qt_app'],
+      ['GET /from-subquery', 35, 'qt_analytics'],
+    ] as const) {
       const [span] = spansInRoute(run.spans, route);
       expect(hazardsOf(span)).toEqual(['cross_database_query']);
-      expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.line': line, 'querytrail.hazard.part.namespace': partNamespace });
+      expect(event(span, 'cross_database_query')).toMatchObject({
+        'querytrail.hazard.part.line': line,
+        'querytrail.hazard.part.namespace': partNamespace,
+      });
     }
   });
 
   it('finds nothing wrong in same-database sub-queries, expression sub-queries and transactions', async () => {
-    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/same-db', '/expression', '/transaction'] });
+    const run = await runFixture('kysely-app.js', {
+      env: ormFixtureEnv(),
+      args: ['/same-db', '/expression', '/transaction'],
+    });
     expect(run.stdout).toBe('/same-db 200 [1,2]\n/expression 200 [1,2]\n/transaction 200 3\n');
-    const spans = ['GET /same-db', 'GET /expression', 'GET /transaction'].flatMap((route) => spansInRoute(run.spans, route));
-    expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
+    const spans = ['GET /same-db', 'GET /expression', 'GET /transaction'].flatMap((route) =>
+      spansInRoute(run.spans, route),
+    );
+    expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual([
+      'SELECT',
+      'SELECT',
+      'BEGIN',
+      'SELECT',
+      'COMMIT',
+    ]);
     for (const span of spans) expect(hazardsOf(span)).toEqual([]);
     expect(run.stderr).toBe('');
   });
@@ -55,8 +90,13 @@ describe('kysely: the seed scenario', () => {
   });
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
-    const run = await runFixture('kysely-app.js', { env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' }, args: ['/seed', '/same-db'] });
-    expect(run.stdout).toBe('/seed 500 {"name":"QueryTrailHazardError","code":"cross_database_query"}\n/same-db 200 [1,2]\n');
+    const run = await runFixture('kysely-app.js', {
+      env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' },
+      args: ['/seed', '/same-db'],
+    });
+    expect(run.stdout).toBe(
+      '/seed 500 {"name":"QueryTrailHazardError","code":"cross_database_query"}\n/same-db 200 [1,2]\n',
+    );
     const [span] = spansInRoute(run.spans, 'GET /seed');
     expect(span.attributes['error.type']).toBe('QueryTrailHazardError');
     expect(span.attributes['db.response.status_code']).toBeUndefined(); // the server never answered it
@@ -71,22 +111,37 @@ describe('kysely-replication: routed at execution', () => {
     const standbyPort = Number(new URL(topology().pair.standby).port);
     const [routed] = spansInRoute(run.spans, 'GET /routed');
     // bound to the instance's primary dialect; kysely-replication sent the select to the standby
-    expect(routed.attributes).toMatchObject({ 'querytrail.bound.port': primaryPort, 'querytrail.ran.port': standbyPort, 'querytrail.ran.role': 'replica', 'querytrail.construction.line': 33 });
+    expect(routed.attributes).toMatchObject({
+      'querytrail.bound.port': primaryPort,
+      'querytrail.ran.port': standbyPort,
+      'querytrail.ran.role': 'replica',
+      'querytrail.construction.line': 33,
+    });
     expect(hazardsOf(routed)).toEqual([]);
     const [lock] = spansInRoute(run.spans, 'GET /lock');
     expect(hazardsOf(lock)).toEqual(['write_on_replica']);
-    expect(event(lock, 'write_on_replica')['querytrail.hazard.message']).toMatch(/^SELECT items at .*kysely-app\.js:34:\d+ was sent to 127\.0\.0\.1:\d+\/qt_app, a replica \(in_hot_standby=on\)/);
+    expect(event(lock, 'write_on_replica')['querytrail.hazard.message']).toMatch(
+      /^SELECT items at .*kysely-app\.js:34:\d+ was sent to 127\.0\.0\.1:\d+\/qt_app, a replica \(in_hot_standby=on\)/,
+    );
     expect(lock.attributes['error.type']).toBe('25006');
   });
 });
 
 describe('kysely: the ESM build', () => {
   it('is instrumented in an ESM app started with --import querytrail/agent', async () => {
-    const run = await runFixture('kysely-esm.mjs', { env: ormFixtureEnv(), nodeArgs: ['--import', 'querytrail/agent'] });
+    const run = await runFixture('kysely-esm.mjs', {
+      env: ormFixtureEnv(),
+      nodeArgs: ['--import', 'querytrail/agent'],
+    });
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('[1,2,3]\n');
     expect(run.spans.length).toBe(1);
-    expect(run.spans[0].attributes).toMatchObject({ 'querytrail.library': 'kysely', 'querytrail.construction.file': path.join(FIXTURES, 'kysely-esm.mjs'), 'querytrail.construction.line': 7, 'querytrail.bound.namespace': 'qt_app' });
+    expect(run.spans[0].attributes).toMatchObject({
+      'querytrail.library': 'kysely',
+      'querytrail.construction.file': path.join(FIXTURES, 'kysely-esm.mjs'),
+      'querytrail.construction.line': 7,
+      'querytrail.bound.namespace': 'qt_app',
+    });
     expect(hazardsOf(run.spans[0])).toEqual(['cross_database_query']);
   });
 });

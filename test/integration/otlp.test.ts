@@ -6,11 +6,13 @@ const pair = () => ({ QT_PRIMARY: topology().pair.primary, QT_STANDBY: topology(
 
 function scrape(port: number): Promise<string> {
   return new Promise((resolve, reject) =>
-    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve(body));
-    }).on('error', reject),
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject),
   );
 }
 
@@ -20,7 +22,14 @@ describe('standard exporters', () => {
     const endpoint = await receiver.start();
     try {
       const run = await runFixture('long-running.js', {
-        env: { ...pair(), OTEL_TRACES_EXPORTER: 'otlp', OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SERVICE_NAME: 'qt-otlp-test', OTEL_METRIC_EXPORT_INTERVAL: '600000' },
+        env: {
+          ...pair(),
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_METRICS_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+          OTEL_SERVICE_NAME: 'qt-otlp-test',
+          OTEL_METRIC_EXPORT_INTERVAL: '600000',
+        },
         onReady: (child) => child.kill('SIGTERM'),
       });
       expect(run.signal).toBe('SIGTERM'); // the app's own behaviour on SIGTERM is kept
@@ -45,7 +54,12 @@ describe('standard exporters', () => {
       const durations = receiver.metricPoints('db.client.operation.duration').map((p) => attrs(p.attributes));
       expect(durations).toEqual(
         expect.arrayContaining([
-          expect.objectContaining({ 'querytrail.ran.role': 'replica', 'db.operation.name': 'UPDATE', 'error.type': '25006', 'querytrail.construction.phase': 'request' }),
+          expect.objectContaining({
+            'querytrail.ran.role': 'replica',
+            'db.operation.name': 'UPDATE',
+            'error.type': '25006',
+            'querytrail.construction.phase': 'request',
+          }),
           expect.objectContaining({ 'querytrail.ran.role': 'primary', 'db.operation.name': 'SELECT' }),
         ]),
       );
@@ -58,7 +72,14 @@ describe('standard exporters', () => {
     const receiver = new OtlpReceiver();
     const endpoint = await receiver.start();
     try {
-      const run = await runFixture('pg-roles.js', { env: { ...pair(), OTEL_TRACES_EXPORTER: 'otlp', OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } });
+      const run = await runFixture('pg-roles.js', {
+        env: {
+          ...pair(),
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_METRICS_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+        },
+      });
       expect(run.code).toBe(0);
       expect(receiver.spans().filter((s) => s.scope === 'querytrail-pg').length).toBe(5);
       expect(receiver.metricPoints('querytrail.hazards').length).toBe(1);

@@ -29,7 +29,9 @@ describe('pg: where each query ran, by the server’s own word', () => {
     expect(hazardsOf(insert)).toEqual(['write_on_replica']);
     const event = insert.events[0].attributes;
     expect(event['querytrail.hazard.severity']).toBe('error');
-    expect(event['querytrail.hazard.message']).toMatch(/INSERT items at .*pg-roles\.js:15:\d+ was sent to .*a replica \(in_hot_standby=on\)/);
+    expect(event['querytrail.hazard.message']).toMatch(
+      /INSERT items at .*pg-roles\.js:15:\d+ was sent to .*a replica \(in_hot_standby=on\)/,
+    );
     expect(event['querytrail.hazard.line']).toBe(15);
     // the readable warning names the line and shows it
     expect(run.stderr).toMatch(/querytrail error: write_on_replica/);
@@ -66,7 +68,9 @@ describe('pg: where each query ran, by the server’s own word', () => {
       expect(hazardsOf(span)).toEqual([]);
     }
     const mismatch = onStandby[0].events.find((e) => e.attributes['querytrail.hazard.code'] === 'bound_ran_mismatch')!;
-    expect(mismatch.attributes['querytrail.hazard.message']).toMatch(/ran on reports, declared primary in QUERYTRAIL_DATABASES, but the server says it is a replica/);
+    expect(mismatch.attributes['querytrail.hazard.message']).toMatch(
+      /ran on reports, declared primary in QUERYTRAIL_DATABASES, but the server says it is a replica/,
+    );
     // one readable warning per site: the standby ran queries from lines 10, 12 and 15
     expect(run.stderr.match(/warning: bound_ran_mismatch/g)?.length).toBe(3);
   });
@@ -90,7 +94,9 @@ describe('pg: servers that do not report in_hot_standby (PostgreSQL < 14, some p
       const insert = viaProxy[2];
       expect(insert.attributes['error.type']).toBe('25006');
       expect(hazardsOf(insert)).toEqual(['write_on_replica']);
-      expect(insert.events[0].attributes['querytrail.hazard.message']).toContain('a replica (pg_is_in_recovery()=true)');
+      expect(insert.events[0].attributes['querytrail.hazard.message']).toContain(
+        'a replica (pg_is_in_recovery()=true)',
+      );
     } finally {
       await proxy.stop();
     }
@@ -100,13 +106,29 @@ describe('pg: servers that do not report in_hot_standby (PostgreSQL < 14, some p
 describe('pg: every API, one span each, and the app sees exactly what it sees without the agent', () => {
   it('keeps results and errors identical', async () => {
     const env = { QT_PRIMARY: topology().primary };
-    const [bare, traced] = await Promise.all([runFixture('pg-api.js', { env, nodeArgs: [] }), runFixture('pg-api.js', { env })]);
+    const [bare, traced] = await Promise.all([
+      runFixture('pg-api.js', { env, nodeArgs: [] }),
+      runFixture('pg-api.js', { env }),
+    ]);
     expect(bare.code).toBe(0);
     expect(traced.code).toBe(0);
     expect(traced.stdout).toBe(bare.stdout);
     expect(bare.spans).toEqual([]);
     const labels = JSON.parse(traced.stdout).map((r: { label: string }) => r.label);
-    expect(labels).toEqual(['promise', 'pool callback', 'client callback', 'prepared 1', 'prepared 2', 'query object', 'cursor', 'stream', 'promise error', 'callback error', 'submittable error', 'thrown']);
+    expect(labels).toEqual([
+      'promise',
+      'pool callback',
+      'client callback',
+      'prepared 1',
+      'prepared 2',
+      'query object',
+      'cursor',
+      'stream',
+      'promise error',
+      'callback error',
+      'submittable error',
+      'thrown',
+    ]);
   });
 
   it('records one CLIENT span per query with the contract attributes', async () => {
@@ -161,12 +183,16 @@ describe('pg: every API, one span each, and the app sees exactly what it sees wi
     const run = await runFixture('pg-roles.js', { env: { ...pair(), QUERYTRAIL_CONNECT_SPANS: 'true' } });
     const connects = run.spans.filter((s) => s.name === 'connect');
     expect(connects.length).toBeGreaterThanOrEqual(2); // at least one per pool
-    expect(new Set(connects.map((s) => s.attributes['server.port']))).toEqual(new Set([urlParts(topology().pair.primary).port, urlParts(topology().pair.standby).port]));
+    expect(new Set(connects.map((s) => s.attributes['server.port']))).toEqual(
+      new Set([urlParts(topology().pair.primary).port, urlParts(topology().pair.standby).port]),
+    );
     for (const span of connects) expect(span.kind).toBe('CLIENT');
   });
 
   it('records parameter values only when QUERYTRAIL_RECORD_PARAMETERS=true', async () => {
-    const run = await runFixture('pg-api.js', { env: { QT_PRIMARY: topology().primary, QUERYTRAIL_RECORD_PARAMETERS: 'true' } });
+    const run = await runFixture('pg-api.js', {
+      env: { QT_PRIMARY: topology().primary, QUERYTRAIL_RECORD_PARAMETERS: 'true' },
+    });
     expect(run.spans[0].attributes['db.query.parameter.0']).toBe('2');
   });
 });
@@ -186,22 +212,33 @@ describe('agent entry', () => {
   });
 
   it('is switched off by QUERYTRAIL_ENABLED=false', async () => {
-    const run = await runFixture('agent-twice.js', { env: { QT_PRIMARY: topology().primary, QUERYTRAIL_ENABLED: 'false' } });
+    const run = await runFixture('agent-twice.js', {
+      env: { QT_PRIMARY: topology().primary, QUERYTRAIL_ENABLED: 'false' },
+    });
     expect(run.code).toBe(0);
     expect(run.spans).toEqual([]);
   });
 
   it('reports a bad setting in one line and keeps the default', async () => {
-    const run = await runFixture('agent-twice.js', { env: { QT_PRIMARY: topology().primary, QUERYTRAIL_CAPTURE: 'sometimes', QUERYTRAIL_DATABASES: 'main' } });
+    const run = await runFixture('agent-twice.js', {
+      env: { QT_PRIMARY: topology().primary, QUERYTRAIL_CAPTURE: 'sometimes', QUERYTRAIL_DATABASES: 'main' },
+    });
     expect(run.code).toBe(0);
-    expect(run.stderr).toContain('querytrail: QUERYTRAIL_CAPTURE="sometimes" is not valid; accepted: auto, lean, all, off; using the default\n');
-    expect(run.stderr).toMatch(/querytrail: QUERYTRAIL_DATABASES: "main" is not alias=url; expected alias=postgres:\/\/host:port\/database\?role=primary\|replica, comma-separated; using the default\n/);
+    expect(run.stderr).toContain(
+      'querytrail: QUERYTRAIL_CAPTURE="sometimes" is not valid; accepted: auto, lean, all, off; using the default\n',
+    );
+    expect(run.stderr).toMatch(
+      /querytrail: QUERYTRAIL_DATABASES: "main" is not alias=url; expected alias=postgres:\/\/host:port\/database\?role=primary\|replica, comma-separated; using the default\n/,
+    );
     expect(run.spans.length).toBe(1);
     expect(run.spans[0].attributes['code.line.number']).toBe(6);
   });
 
   it('instruments an ESM app started with --import querytrail/agent', async () => {
-    const run = await runFixture('esm-app.mjs', { env: { QT_PRIMARY: topology().primary }, nodeArgs: ['--import', 'querytrail/agent'] });
+    const run = await runFixture('esm-app.mjs', {
+      env: { QT_PRIMARY: topology().primary },
+      nodeArgs: ['--import', 'querytrail/agent'],
+    });
     expect(run.code).toBe(0);
     expect(run.spans.length).toBe(1);
     expect(run.spans[0].attributes['code.file.path']).toBe(path.join(FIXTURES, 'esm-app.mjs'));
@@ -212,11 +249,23 @@ describe('agent entry', () => {
     const source = path.join(FIXTURES, 'ts-app', 'app.ts');
     const outDir = path.join(FIXTURES, '.build', 'ts-app');
     fs.mkdirSync(outDir, { recursive: true });
-    const program = ts.createProgram([source], { outDir, sourceMap: true, module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, skipLibCheck: true });
+    const program = ts.createProgram([source], {
+      outDir,
+      sourceMap: true,
+      module: ts.ModuleKind.CommonJS,
+      target: ts.ScriptTarget.ES2022,
+      esModuleInterop: true,
+      skipLibCheck: true,
+    });
     program.emit();
     const run = await runFixture(path.join('.build', 'ts-app', 'app.js'), { env: { QT_PRIMARY: topology().primary } });
     expect(run.code).toBe(0);
     expect(run.spans.length).toBe(1);
-    expect(run.spans[0].attributes).toMatchObject({ 'code.file.path': source, 'code.line.number': 7, 'code.function.name': 'loadItems', 'querytrail.construction.file': source });
+    expect(run.spans[0].attributes).toMatchObject({
+      'code.file.path': source,
+      'code.line.number': 7,
+      'code.function.name': 'loadItems',
+      'querytrail.construction.file': source,
+    });
   });
 });

@@ -1,6 +1,15 @@
 import * as path from 'node:path';
 import { attrs, OtlpReceiver } from '../support/otlp-receiver';
-import { ExportedSpan, FIXTURES, hazardEvent as event, hazardsOf, ormFixtureEnv, runFixture, spansInRoute, topology } from '../support/run-fixture';
+import {
+  ExportedSpan,
+  FIXTURES,
+  hazardEvent as event,
+  hazardsOf,
+  ormFixtureEnv,
+  runFixture,
+  spansInRoute,
+  topology,
+} from '../support/run-fixture';
 
 // The client is generated offline by `npm test` (npm run generate:prisma) from test/fixtures/prisma/schema.prisma.
 const FIXTURE = path.join(FIXTURES, 'prisma-app.js');
@@ -11,14 +20,35 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
   it("reports the client's pool (primary or replica) and the server's own word on where it ran", async () => {
     const run = await runFixture('prisma-app.js', { env: ormFixtureEnv(), args: ['/routed'] });
     // the app asked each client's server itself: the replica's is in recovery, the primary's is not
-    expect(JSON.parse(run.stdout.replace('/routed 200 ', ''))).toEqual({ read: [1], primary: [1], replicaInRecovery: true, primaryInRecovery: false });
+    expect(JSON.parse(run.stdout.replace('/routed 200 ', ''))).toEqual({
+      read: [1],
+      primary: [1],
+      replicaInRecovery: true,
+      primaryInRecovery: false,
+    });
     const [read, primary, replicaProbe, primaryProbe] = prismaQueries(spansInRoute(run.spans, 'GET /routed'));
     const standby = port(topology().pair.standby);
     const pairPrimary = port(topology().pair.primary);
-    for (const span of [read, replicaProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'replica', 'querytrail.bound.port': standby, 'querytrail.ran.port': standby, 'querytrail.ran.role': 'replica' });
-    for (const span of [primary, primaryProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'primary', 'querytrail.bound.port': pairPrimary, 'querytrail.ran.port': pairPrimary, 'querytrail.ran.role': 'primary' });
+    for (const span of [read, replicaProbe])
+      expect(span.attributes).toMatchObject({
+        'querytrail.bound.pool': 'replica',
+        'querytrail.bound.port': standby,
+        'querytrail.ran.port': standby,
+        'querytrail.ran.role': 'replica',
+      });
+    for (const span of [primary, primaryProbe])
+      expect(span.attributes).toMatchObject({
+        'querytrail.bound.pool': 'primary',
+        'querytrail.bound.port': pairPrimary,
+        'querytrail.ran.port': pairPrimary,
+        'querytrail.ran.role': 'primary',
+      });
     // the extension re-issues the read on the replica client: it keeps the line of the app's call
-    expect(read.attributes).toMatchObject({ 'querytrail.construction.file': FIXTURE, 'querytrail.construction.line': 21, 'code.line.number': 21 });
+    expect(read.attributes).toMatchObject({
+      'querytrail.construction.file': FIXTURE,
+      'querytrail.construction.line': 21,
+      'code.line.number': 21,
+    });
     expect(replicaProbe.attributes).toMatchObject({ 'querytrail.construction.line': 19 });
     for (const span of run.spans) expect(hazardsOf(span)).toEqual([]);
   });
@@ -27,9 +57,17 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     const run = await runFixture('prisma-app.js', { env: ormFixtureEnv(), args: ['/replica-write'] });
     expect(run.stdout).toMatch(/^\/replica-write 500 \{"name":"PrismaClientKnownRequestError"/);
     const [span] = prismaQueries(spansInRoute(run.spans, 'GET /replica-write'));
-    expect(span.attributes).toMatchObject({ 'db.operation.name': 'INSERT', 'querytrail.bound.pool': 'replica', 'querytrail.ran.role': 'replica', 'error.type': '25006' });
+    expect(span.attributes).toMatchObject({
+      'db.operation.name': 'INSERT',
+      'querytrail.bound.pool': 'replica',
+      'querytrail.ran.role': 'replica',
+      'error.type': '25006',
+    });
     expect(hazardsOf(span)).toEqual(['write_on_replica']);
-    expect(event(span, 'write_on_replica')).toMatchObject({ 'querytrail.hazard.file': FIXTURE, 'querytrail.hazard.line': 26 });
+    expect(event(span, 'write_on_replica')).toMatchObject({
+      'querytrail.hazard.file': FIXTURE,
+      'querytrail.hazard.line': 26,
+    });
   });
 
   it('flags a read from the replica of a table the request just wrote on the primary, and not through $primary()', async () => {
@@ -39,7 +77,11 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(write.attributes).toMatchObject({ 'querytrail.bound.pool': 'primary', 'querytrail.ran.role': 'primary' });
     expect(hazardsOf(write)).toEqual([]);
     expect(hazardsOf(read)).toEqual(['read_after_write']);
-    expect(event(read, 'read_after_write')).toMatchObject({ 'querytrail.hazard.line': 29, 'querytrail.hazard.write.line': 28, 'querytrail.hazard.table': 'items' });
+    expect(event(read, 'read_after_write')).toMatchObject({
+      'querytrail.hazard.line': 29,
+      'querytrail.hazard.write.line': 28,
+      'querytrail.hazard.table': 'items',
+    });
     expect(event(read, 'read_after_write')['querytrail.hazard.message']).toContain('read through `$primary()`');
     for (const span of spansInRoute(run.spans, 'GET /order-primary')) expect(hazardsOf(span)).toEqual([]);
   });
@@ -49,13 +91,28 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(run.stdout).toBe('/transfer 200 "done"\n/same-transaction 200 [1,1]\n');
     const flagged = prismaQueries(spansInRoute(run.spans, 'GET /transfer')).filter((s) => hazardsOf(s).length > 0);
     expect(flagged).toHaveLength(1);
-    expect(flagged[0].attributes).toMatchObject({ 'db.namespace': 'qt_analytics', 'db.operation.name': 'UPDATE', 'querytrail.construction.line': 36 });
-    expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({ 'querytrail.hazard.transaction.line': 36, 'querytrail.hazard.transaction.namespace': 'qt_app' });
-    expect(event(flagged[0], 'cross_database_transaction')['querytrail.hazard.message']).toContain('outside that transaction');
+    expect(flagged[0].attributes).toMatchObject({
+      'db.namespace': 'qt_analytics',
+      'db.operation.name': 'UPDATE',
+      'querytrail.construction.line': 36,
+    });
+    expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({
+      'querytrail.hazard.transaction.line': 36,
+      'querytrail.hazard.transaction.namespace': 'qt_app',
+    });
+    expect(event(flagged[0], 'cross_database_transaction')['querytrail.hazard.message']).toContain(
+      'outside that transaction',
+    );
     const same = prismaQueries(spansInRoute(run.spans, 'GET /same-transaction'));
     // batch and interactive transactions: BEGIN … COMMIT on qt_app, carrying the $transaction lines
     expect(same.map((s) => [s.attributes['db.operation.name'], s.attributes['querytrail.construction.line']])).toEqual([
-      ['BEGIN', 40], ['UPDATE', 40], ['SELECT', 40], ['COMMIT', 40], ['BEGIN', 41], ['SELECT', 41], ['COMMIT', 41],
+      ['BEGIN', 40],
+      ['UPDATE', 40],
+      ['SELECT', 40],
+      ['COMMIT', 40],
+      ['BEGIN', 41],
+      ['SELECT', 41],
+      ['COMMIT', 41],
     ]);
     for (const span of same) expect(hazardsOf(span)).toEqual([]);
   });
@@ -65,33 +122,69 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(run.stdout).toBe('/interactive-foreign 200 2\n');
     const spans = prismaQueries(spansInRoute(run.spans, 'GET /interactive-foreign'));
     expect(spans.map((s) => [s.attributes['db.namespace'], s.attributes['db.operation.name'], hazardsOf(s)])).toEqual([
-      ['qt_app', 'BEGIN', []], ['qt_app', 'SELECT', []], ['qt_analytics', 'UPDATE', ['cross_database_transaction']], ['qt_app', 'COMMIT', []],
+      ['qt_app', 'BEGIN', []],
+      ['qt_app', 'SELECT', []],
+      ['qt_analytics', 'UPDATE', ['cross_database_transaction']],
+      ['qt_app', 'COMMIT', []],
     ]);
     const update = spans[2];
     expect(update.attributes['querytrail.construction.line']).toBe(46);
-    expect(event(update, 'cross_database_transaction')).toMatchObject({ 'querytrail.hazard.transaction.line': 46, 'querytrail.hazard.transaction.namespace': 'qt_app' });
+    expect(event(update, 'cross_database_transaction')).toMatchObject({
+      'querytrail.hazard.transaction.line': 46,
+      'querytrail.hazard.transaction.namespace': 'qt_app',
+    });
   });
 
   it('flags a promise made at module load and first awaited in a request, then its memoised result in the next one', async () => {
     const receiver = new OtlpReceiver();
     const endpoint = await receiver.start();
     try {
-      const run = await runFixture('prisma-app.js', { env: { ...ormFixtureEnv(), OTEL_TRACES_EXPORTER: 'otlp', OTEL_METRICS_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint }, args: ['/published', '/published'] });
+      const run = await runFixture('prisma-app.js', {
+        env: {
+          ...ormFixtureEnv(),
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_METRICS_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+        },
+        args: ['/published', '/published'],
+      });
       expect(run.stdout).toBe('/published 200 [1,2,3]\n/published 200 [1,2,3]\n');
       // the first request runs it: one query, with the boot-time date
       const queries = prismaQueries(run.spans).filter((s) => s.attributes['querytrail.route'] === 'GET /published');
       expect(queries).toHaveLength(1);
-      expect(queries[0].attributes).toMatchObject({ 'querytrail.construction.phase': 'init', 'querytrail.construction.line': 13, 'code.line.number': 44 });
+      expect(queries[0].attributes).toMatchObject({
+        'querytrail.construction.phase': 'init',
+        'querytrail.construction.line': 13,
+        'code.line.number': 44,
+      });
       expect(hazardsOf(queries[0])).toEqual(['init_query_in_request', 'frozen_parameter']);
       // the second gets the kept rows without a query: the hazard goes on its request's span, and is counted
       const notQueries = receiver.spans().filter((span) => span.scope !== 'querytrail-pg');
-      const memoised = notQueries.flatMap((span) => (span.events ?? []).map((e: { attributes: unknown[] }) => ({ span: span.name, ...attrs(e.attributes as never) })));
+      const memoised = notQueries.flatMap((span) =>
+        (span.events ?? []).map((e: { attributes: unknown[] }) => ({
+          span: span.name,
+          ...attrs(e.attributes as never),
+        })),
+      );
       expect(memoised).toHaveLength(1);
       expect(memoised[0].span).toBe('request handler'); // express's span for the route handler: active where the app awaits
-      expect(memoised[0]).toMatchObject({ 'querytrail.hazard.code': 'init_query_in_request', 'querytrail.hazard.memoised': true, 'querytrail.hazard.line': 13 });
-      expect(memoised[0]['querytrail.hazard.message']).toMatch(/is awaited in request GET \/published, but it already ran: it sends no query/);
-      const counted = receiver.metricPoints('querytrail.hazards').map((p) => [attrs(p.attributes).code, Number(p.asDouble ?? p.asInt)]);
-      expect(counted).toEqual(expect.arrayContaining([['init_query_in_request', 1], ['frozen_parameter', 1]]));
+      expect(memoised[0]).toMatchObject({
+        'querytrail.hazard.code': 'init_query_in_request',
+        'querytrail.hazard.memoised': true,
+        'querytrail.hazard.line': 13,
+      });
+      expect(memoised[0]['querytrail.hazard.message']).toMatch(
+        /is awaited in request GET \/published, but it already ran: it sends no query/,
+      );
+      const counted = receiver
+        .metricPoints('querytrail.hazards')
+        .map((p) => [attrs(p.attributes).code, Number(p.asDouble ?? p.asInt)]);
+      expect(counted).toEqual(
+        expect.arrayContaining([
+          ['init_query_in_request', 1],
+          ['frozen_parameter', 1],
+        ]),
+      );
       expect(counted).toHaveLength(3); // the memoised one comes from the prisma instrumentation's own counter
     } finally {
       await receiver.stop();
@@ -102,13 +195,22 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     const run = await runFixture('prisma-app.js', { env: ormFixtureEnv(), args: ['/count'] });
     expect(run.stdout).toBe('/count 200 3\n');
     const [boot] = prismaQueries(run.spans);
-    expect(boot.attributes).toMatchObject({ 'querytrail.construction.line': 14, 'querytrail.execution.phase': 'init', 'code.line.number': 49 });
+    expect(boot.attributes).toMatchObject({
+      'querytrail.construction.line': 14,
+      'querytrail.execution.phase': 'init',
+      'code.line.number': 49,
+    });
     expect(prismaQueries(run.spans)).toHaveLength(1);
-    expect(run.stderr).toMatch(/The prisma query built at init at \S+prisma-app\.js:14:\d+ is awaited in request GET \/count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/);
+    expect(run.stderr).toMatch(
+      /The prisma query built at init at \S+prisma-app\.js:14:\d+ is awaited in request GET \/count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/,
+    );
   });
 
   it('in strict mode, rejects the await of a memoised result instead of returning it', async () => {
-    const run = await runFixture('prisma-app.js', { env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'init_query_in_request' }, args: ['/count'] });
+    const run = await runFixture('prisma-app.js', {
+      env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'init_query_in_request' },
+      args: ['/count'],
+    });
     expect(run.stdout).toBe('/count 500 {"name":"QueryTrailHazardError","code":"init_query_in_request"}\n');
   });
 });

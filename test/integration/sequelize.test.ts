@@ -1,5 +1,14 @@
 import * as path from 'node:path';
-import { ExportedSpan, FIXTURES, hazardEvent as event, hazardsOf, ormFixtureEnv, runFixture, spansInRoute, topology } from '../support/run-fixture';
+import {
+  ExportedSpan,
+  FIXTURES,
+  hazardEvent as event,
+  hazardsOf,
+  ormFixtureEnv,
+  runFixture,
+  spansInRoute,
+  topology,
+} from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'sequelize-app.js');
 const port = (url: string) => Number(new URL(url).port);
@@ -9,22 +18,52 @@ describe('sequelize with replication: where each query really ran', () => {
   it("reports the pool sequelize picked and the server's own word on where it ran", async () => {
     const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/routed'] });
     // the app asked each pool's server itself: the read pool's is in recovery, the write pool's is not
-    expect(JSON.parse(run.stdout.replace('/routed 200 ', ''))).toEqual({ read: [1], master: [1], readPoolInRecovery: true, writePoolInRecovery: false });
+    expect(JSON.parse(run.stdout.replace('/routed 200 ', ''))).toEqual({
+      read: [1],
+      master: [1],
+      readPoolInRecovery: true,
+      writePoolInRecovery: false,
+    });
     const [read, master, readProbe, writeProbe] = modelQueries(spansInRoute(run.spans, 'GET /routed'));
     const standby = port(topology().pair.standby);
     const primary = port(topology().pair.primary);
-    for (const span of [read, readProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'read', 'querytrail.bound.port': standby, 'querytrail.ran.port': standby, 'querytrail.ran.role': 'replica' });
-    for (const span of [master, writeProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'write', 'querytrail.bound.port': primary, 'querytrail.ran.port': primary, 'querytrail.ran.role': 'primary' });
-    expect(read.attributes).toMatchObject({ 'querytrail.construction.file': FIXTURE, 'querytrail.construction.line': 20, 'code.line.number': 20 });
+    for (const span of [read, readProbe])
+      expect(span.attributes).toMatchObject({
+        'querytrail.bound.pool': 'read',
+        'querytrail.bound.port': standby,
+        'querytrail.ran.port': standby,
+        'querytrail.ran.role': 'replica',
+      });
+    for (const span of [master, writeProbe])
+      expect(span.attributes).toMatchObject({
+        'querytrail.bound.pool': 'write',
+        'querytrail.bound.port': primary,
+        'querytrail.ran.port': primary,
+        'querytrail.ran.role': 'primary',
+      });
+    expect(read.attributes).toMatchObject({
+      'querytrail.construction.file': FIXTURE,
+      'querytrail.construction.line': 20,
+      'code.line.number': 20,
+    });
     for (const span of run.spans) expect(hazardsOf(span)).toEqual([]);
   });
 
   it('flags the write paths sequelize sends to the read pool, before the 25006 comes back', async () => {
     const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/lock', '/select-typed-update'] });
-    expect(run.stdout).toBe('/lock 500 {"name":"SequelizeDatabaseError","code":"25006"}\n/select-typed-update 500 {"name":"SequelizeDatabaseError","code":"25006"}\n');
-    for (const [route, line] of [['GET /lock', 25], ['GET /select-typed-update', 26]] as const) {
+    expect(run.stdout).toBe(
+      '/lock 500 {"name":"SequelizeDatabaseError","code":"25006"}\n/select-typed-update 500 {"name":"SequelizeDatabaseError","code":"25006"}\n',
+    );
+    for (const [route, line] of [
+      ['GET /lock', 25],
+      ['GET /select-typed-update', 26],
+    ] as const) {
       const [span] = modelQueries(spansInRoute(run.spans, route));
-      expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'read', 'querytrail.ran.role': 'replica', 'error.type': '25006' });
+      expect(span.attributes).toMatchObject({
+        'querytrail.bound.pool': 'read',
+        'querytrail.ran.role': 'replica',
+        'error.type': '25006',
+      });
       expect(hazardsOf(span)).toEqual(['write_on_replica']);
       expect(event(span, 'write_on_replica')['querytrail.hazard.line']).toBe(line);
     }
@@ -36,18 +75,29 @@ describe('sequelize with replication: where each query really ran', () => {
     const [write, read] = modelQueries(spansInRoute(run.spans, 'GET /order'));
     expect(hazardsOf(write)).toEqual([]);
     expect(hazardsOf(read)).toEqual(['read_after_write']);
-    expect(event(read, 'read_after_write')).toMatchObject({ 'querytrail.hazard.line': 29, 'querytrail.hazard.write.line': 28, 'querytrail.hazard.table': 'items' });
+    expect(event(read, 'read_after_write')).toMatchObject({
+      'querytrail.hazard.line': 29,
+      'querytrail.hazard.write.line': 28,
+      'querytrail.hazard.table': 'items',
+    });
     expect(event(read, 'read_after_write')['querytrail.hazard.message']).toContain('pass `useMaster: true`');
     for (const span of spansInRoute(run.spans, 'GET /order-master')) expect(hazardsOf(span)).toEqual([]);
   });
 
   it('flags a write to another database while a transaction is open, and nothing in a one-database transaction', async () => {
-    const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/transfer', '/same-transaction'] });
+    const run = await runFixture('sequelize-app.js', {
+      env: ormFixtureEnv(),
+      args: ['/transfer', '/same-transaction'],
+    });
     expect(run.stdout).toBe('/transfer 200 "done"\n/same-transaction 200 1\n');
     const flagged = modelQueries(spansInRoute(run.spans, 'GET /transfer')).filter((s) => hazardsOf(s).length > 0);
     expect(flagged).toHaveLength(1);
     expect(flagged[0].attributes).toMatchObject({ 'db.namespace': 'qt_analytics', 'db.operation.name': 'UPDATE' });
-    expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({ 'querytrail.hazard.line': 38, 'querytrail.hazard.transaction.line': 36, 'querytrail.hazard.transaction.namespace': 'qt_app' });
+    expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({
+      'querytrail.hazard.line': 38,
+      'querytrail.hazard.transaction.line': 36,
+      'querytrail.hazard.transaction.namespace': 'qt_app',
+    });
     for (const span of spansInRoute(run.spans, 'GET /same-transaction')) expect(hazardsOf(span)).toEqual([]);
   });
 
@@ -57,7 +107,10 @@ describe('sequelize with replication: where each query really ran', () => {
     expect(run.stdout).toBe('/include 200 [[1,"alpha"],[2,"beta"],[3,"gamma"]]\n');
     const [span] = modelQueries(spansInRoute(run.spans, 'GET /include'));
     expect(hazardsOf(span)).toEqual(['cross_database_query']);
-    expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.part.namespace': 'qt_analytics', 'querytrail.hazard.line': 48 });
+    expect(event(span, 'cross_database_query')).toMatchObject({
+      'querytrail.hazard.part.namespace': 'qt_analytics',
+      'querytrail.hazard.line': 48,
+    });
     expect(event(span, 'cross_database_query')['querytrail.hazard.message']).toContain('include of Item');
   });
 
@@ -67,11 +120,16 @@ describe('sequelize with replication: where each query really ran', () => {
     // one query, at init; none in the requests
     const counts = modelQueries(run.spans).filter((s) => s.attributes['querytrail.construction.line'] === 49);
     expect(counts.map((s) => s.attributes['querytrail.execution.phase'])).toEqual(['init']);
-    expect(run.stderr).toMatch(/The sequelize query built at init at \S+sequelize-app\.js:49:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/);
+    expect(run.stderr).toMatch(
+      /The sequelize query built at init at \S+sequelize-app\.js:49:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/,
+    );
   });
 
   it('in strict mode, rejects that await instead of returning the boot-time rows', async () => {
-    const run = await runFixture('sequelize-app.js', { env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'init_query_in_request' }, args: ['/boot-count'] });
+    const run = await runFixture('sequelize-app.js', {
+      env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'init_query_in_request' },
+      args: ['/boot-count'],
+    });
     expect(run.stdout).toBe('/boot-count 500 {"name":"QueryTrailHazardError","code":"init_query_in_request"}\n');
   });
 });

@@ -1,5 +1,14 @@
 import * as path from 'node:path';
-import { ExportedSpan, FIXTURES, hazardEvent as event, hazardsOf, ormFixtureEnv, runFixture, spansInRoute, topology } from '../support/run-fixture';
+import {
+  ExportedSpan,
+  FIXTURES,
+  hazardEvent as event,
+  hazardsOf,
+  ormFixtureEnv,
+  runFixture,
+  spansInRoute,
+  topology,
+} from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'typeorm-app.js');
 const port = (url: string) => Number(new URL(url).port);
@@ -9,13 +18,35 @@ describe('typeorm with replication: where each query really ran', () => {
   it("reports the query runner's pool and the server's own word on where it ran", async () => {
     const run = await runFixture('typeorm-app.js', { env: ormFixtureEnv(), args: ['/routed'] });
     // the app asked each pool's server itself: the slave's is in recovery, the master's is not
-    expect(JSON.parse(run.stdout.replace('/routed 200 ', ''))).toEqual({ read: [1], builder: [1], master: [1], slaveInRecovery: true, masterInRecovery: false });
+    expect(JSON.parse(run.stdout.replace('/routed 200 ', ''))).toEqual({
+      read: [1],
+      builder: [1],
+      master: [1],
+      slaveInRecovery: true,
+      masterInRecovery: false,
+    });
     const [find, builder, master, slaveProbe, masterProbe] = typeormQueries(spansInRoute(run.spans, 'GET /routed'));
     const standby = port(topology().pair.standby);
     const primary = port(topology().pair.primary);
-    for (const span of [find, builder, slaveProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'slave', 'querytrail.bound.port': standby, 'querytrail.ran.port': standby, 'querytrail.ran.role': 'replica' });
-    for (const span of [master, masterProbe]) expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'master', 'querytrail.bound.port': primary, 'querytrail.ran.port': primary, 'querytrail.ran.role': 'primary' });
-    expect(find.attributes).toMatchObject({ 'querytrail.construction.file': FIXTURE, 'querytrail.construction.line': 28, 'code.line.number': 28 });
+    for (const span of [find, builder, slaveProbe])
+      expect(span.attributes).toMatchObject({
+        'querytrail.bound.pool': 'slave',
+        'querytrail.bound.port': standby,
+        'querytrail.ran.port': standby,
+        'querytrail.ran.role': 'replica',
+      });
+    for (const span of [master, masterProbe])
+      expect(span.attributes).toMatchObject({
+        'querytrail.bound.pool': 'master',
+        'querytrail.bound.port': primary,
+        'querytrail.ran.port': primary,
+        'querytrail.ran.role': 'primary',
+      });
+    expect(find.attributes).toMatchObject({
+      'querytrail.construction.file': FIXTURE,
+      'querytrail.construction.line': 28,
+      'code.line.number': 28,
+    });
     expect(builder.attributes).toMatchObject({ 'querytrail.construction.line': 29, 'code.line.number': 29 });
     expect(slaveProbe.attributes).toMatchObject({ 'querytrail.construction.line': 31 });
     for (const span of run.spans) expect(hazardsOf(span)).toEqual([]);
@@ -23,10 +54,19 @@ describe('typeorm with replication: where each query really ran', () => {
 
   it('flags the write paths typeorm sends to a slave, before the 25006 comes back', async () => {
     const run = await runFixture('typeorm-app.js', { env: ormFixtureEnv(), args: ['/cte-write', '/slave-write'] });
-    expect(run.stdout).toBe('/cte-write 500 {"name":"QueryFailedError","code":"25006"}\n/slave-write 500 {"name":"QueryFailedError","code":"25006"}\n');
-    for (const [route, line] of [['GET /cte-write', 34], ['GET /slave-write', 35]] as const) {
+    expect(run.stdout).toBe(
+      '/cte-write 500 {"name":"QueryFailedError","code":"25006"}\n/slave-write 500 {"name":"QueryFailedError","code":"25006"}\n',
+    );
+    for (const [route, line] of [
+      ['GET /cte-write', 34],
+      ['GET /slave-write', 35],
+    ] as const) {
       const [span] = typeormQueries(spansInRoute(run.spans, route));
-      expect(span.attributes).toMatchObject({ 'querytrail.bound.pool': 'slave', 'querytrail.ran.role': 'replica', 'error.type': '25006' });
+      expect(span.attributes).toMatchObject({
+        'querytrail.bound.pool': 'slave',
+        'querytrail.ran.role': 'replica',
+        'error.type': '25006',
+      });
       expect(hazardsOf(span)).toEqual(['write_on_replica']);
       expect(event(span, 'write_on_replica')['querytrail.hazard.line']).toBe(line);
     }
@@ -39,7 +79,11 @@ describe('typeorm with replication: where each query really ran', () => {
     expect(write.attributes).toMatchObject({ 'querytrail.bound.pool': 'master', 'querytrail.ran.role': 'primary' });
     expect(hazardsOf(write)).toEqual([]);
     expect(hazardsOf(read)).toEqual(['read_after_write']);
-    expect(event(read, 'read_after_write')).toMatchObject({ 'querytrail.hazard.line': 38, 'querytrail.hazard.write.line': 37, 'querytrail.hazard.table': 'items' });
+    expect(event(read, 'read_after_write')).toMatchObject({
+      'querytrail.hazard.line': 38,
+      'querytrail.hazard.write.line': 37,
+      'querytrail.hazard.table': 'items',
+    });
     expect(event(read, 'read_after_write')['querytrail.hazard.message']).toContain("createQueryRunner('master')");
     for (const span of spansInRoute(run.spans, 'GET /order-master')) expect(hazardsOf(span)).toEqual([]);
   });
@@ -49,24 +93,50 @@ describe('typeorm with replication: where each query really ran', () => {
     expect(run.stdout).toBe('/transfer 200 "done"\n/same-transaction 200 1\n');
     const transfer = typeormQueries(spansInRoute(run.spans, 'GET /transfer'));
     // the transaction's own statements carry the line that started it
-    expect(transfer.map((s) => [s.attributes['db.operation.name'], s.attributes['querytrail.construction.line']])).toEqual([['START', 45], ['UPDATE', 46], ['UPDATE', 47], ['COMMIT', 45]]);
+    expect(
+      transfer.map((s) => [s.attributes['db.operation.name'], s.attributes['querytrail.construction.line']]),
+    ).toEqual([
+      ['START', 45],
+      ['UPDATE', 46],
+      ['UPDATE', 47],
+      ['COMMIT', 45],
+    ]);
     const flagged = transfer.filter((s) => hazardsOf(s).length > 0);
     expect(flagged).toHaveLength(1);
     expect(flagged[0].attributes).toMatchObject({ 'db.namespace': 'qt_analytics', 'db.operation.name': 'UPDATE' });
-    expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({ 'querytrail.hazard.line': 47, 'querytrail.hazard.transaction.line': 45, 'querytrail.hazard.transaction.namespace': 'qt_app' });
+    expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({
+      'querytrail.hazard.line': 47,
+      'querytrail.hazard.transaction.line': 45,
+      'querytrail.hazard.transaction.namespace': 'qt_app',
+    });
     for (const span of spansInRoute(run.spans, 'GET /same-transaction')) expect(hazardsOf(span)).toEqual([]);
   });
 
   it('flags a sub-query or CTE built on another DataSource, and not one built on the same', async () => {
-    const run = await runFixture('typeorm-app.js', { env: ormFixtureEnv(), args: ['/from-subquery', '/cte-foreign', '/join-foreign', '/same-subquery'] });
+    const run = await runFixture('typeorm-app.js', {
+      env: ormFixtureEnv(),
+      args: ['/from-subquery', '/cte-foreign', '/join-foreign', '/same-subquery'],
+    });
     // every part read qt_app's items (1, 2, 3), not qt_analytics' (3, 4, 100)
-    expect(run.stdout).toBe('/from-subquery 200 [1,2,3]\n/cte-foreign 200 [1,2,3]\n/join-foreign 200 [1,2,3]\n/same-subquery 200 [1,2,3]\n');
-    for (const [route, line, column] of [['GET /from-subquery', 57, 137], ['GET /cte-foreign', 58, 107], ['GET /join-foreign', 62, 160]] as const) {
+    expect(run.stdout).toBe(
+      '/from-subquery 200 [1,2,3]\n/cte-foreign 200 [1,2,3]\n/join-foreign 200 [1,2,3]\n/same-subquery 200 [1,2,3]\n',
+    );
+    for (const [route, line, column] of [
+      ['GET /from-subquery', 57, 137],
+      ['GET /cte-foreign', 58, 107],
+      ['GET /join-foreign', 62, 160],
+    ] as const) {
       const [span] = typeormQueries(spansInRoute(run.spans, route));
       expect(hazardsOf(span)).toEqual(['cross_database_query']);
       expect(span.attributes['querytrail.parts.namespaces']).toEqual(['qt_app', 'qt_analytics']);
-      expect(event(span, 'cross_database_query')).toMatchObject({ 'querytrail.hazard.line': line, 'querytrail.hazard.part.line': line, 'querytrail.hazard.part.namespace': 'qt_analytics' });
-      expect(event(span, 'cross_database_query')['querytrail.hazard.message']).toContain(`typeorm-app.js:${line}:${column}`);
+      expect(event(span, 'cross_database_query')).toMatchObject({
+        'querytrail.hazard.line': line,
+        'querytrail.hazard.part.line': line,
+        'querytrail.hazard.part.namespace': 'qt_analytics',
+      });
+      expect(event(span, 'cross_database_query')['querytrail.hazard.message']).toContain(
+        `typeorm-app.js:${line}:${column}`,
+      );
     }
     for (const span of spansInRoute(run.spans, 'GET /same-subquery')) expect(hazardsOf(span)).toEqual([]);
   });
@@ -75,11 +145,19 @@ describe('typeorm with replication: where each query really ran', () => {
     const run = await runFixture('typeorm-app.js', { env: ormFixtureEnv(), args: ['/published', '/raw'] });
     expect(run.stdout).toBe('/published 200 [1,2,3]\n/raw 200 3\n');
     const [span] = typeormQueries(spansInRoute(run.spans, 'GET /published'));
-    expect(span.attributes).toMatchObject({ 'querytrail.construction.phase': 'init', 'querytrail.construction.line': 13, 'code.line.number': 60 });
+    expect(span.attributes).toMatchObject({
+      'querytrail.construction.phase': 'init',
+      'querytrail.construction.line': 13,
+      'code.line.number': 60,
+    });
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
     expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(13);
     const [raw] = typeormQueries(spansInRoute(run.spans, 'GET /raw'));
-    expect(raw.attributes).toMatchObject({ 'querytrail.construction.line': 61, 'code.line.number': 61, 'querytrail.construction.phase': 'request' });
+    expect(raw.attributes).toMatchObject({
+      'querytrail.construction.line': 61,
+      'code.line.number': 61,
+      'querytrail.construction.phase': 'request',
+    });
     expect(hazardsOf(raw)).toEqual([]);
   });
 
@@ -98,18 +176,26 @@ describe('typeorm: a call made at boot, awaited in a request', () => {
     expect(run.stdout).toBe('/boot-count 200 3\n/boot-count 200 3\n');
     const counts = typeormQueries(run.spans).filter((s) => s.attributes['querytrail.construction.line'] === 69);
     expect(counts.map((s) => s.attributes['querytrail.execution.phase'])).toEqual(['init']);
-    expect(run.stderr).toMatch(/The typeorm query built at init at \S+typeorm-app\.js:69:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query/);
+    expect(run.stderr).toMatch(
+      /The typeorm query built at init at \S+typeorm-app\.js:69:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query/,
+    );
   });
 });
 
 describe('typeorm: an ESM app', () => {
   it('is instrumented when started with --import querytrail/agent (typeorm/index.mjs wraps the CommonJS build)', async () => {
-    const run = await runFixture('typeorm-esm.mjs', { env: ormFixtureEnv(), nodeArgs: ['--import', 'querytrail/agent'] });
+    const run = await runFixture('typeorm-esm.mjs', {
+      env: ormFixtureEnv(),
+      nodeArgs: ['--import', 'querytrail/agent'],
+    });
     expect(run.code).toBe(0);
     // whereExists ran qt_analytics' builder on qt_app, which has no row 100
     expect(run.stdout).toBe('[]\n');
     const [span] = typeormQueries(run.spans).filter((s) => s.attributes['querytrail.construction.line'] === 7);
-    expect(span.attributes).toMatchObject({ 'querytrail.construction.file': path.join(FIXTURES, 'typeorm-esm.mjs'), 'querytrail.bound.namespace': 'qt_app' });
+    expect(span.attributes).toMatchObject({
+      'querytrail.construction.file': path.join(FIXTURES, 'typeorm-esm.mjs'),
+      'querytrail.bound.namespace': 'qt_app',
+    });
     expect(hazardsOf(span)).toEqual(['cross_database_query']);
   });
 });

@@ -19,7 +19,8 @@ export class OtlpReceiver {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      const toObject = (type: Json) => type.toObject(type.decode(body), { longs: String, enums: Number, bytes: String, defaults: false });
+      const toObject = (type: Json) =>
+        type.toObject(type.decode(body), { longs: String, enums: Number, bytes: String, defaults: false });
       if (req.url === '/v1/traces') this.traces.push(toObject(TraceRequest));
       else if (req.url === '/v1/metrics') this.metrics.push(toObject(MetricsRequest));
       res.writeHead(200, { 'content-type': 'application/x-protobuf' });
@@ -37,7 +38,13 @@ export class OtlpReceiver {
   }
 
   spans(): Json[] {
-    return this.traces.flatMap((t) => t.resourceSpans ?? []).flatMap((rs: Json) => (rs.scopeSpans ?? []).flatMap((ss: Json) => (ss.spans ?? []).map((s: Json) => ({ ...s, scope: ss.scope?.name, resource: rs.resource }))));
+    return this.traces
+      .flatMap((t) => t.resourceSpans ?? [])
+      .flatMap((rs: Json) =>
+        (rs.scopeSpans ?? []).flatMap((ss: Json) =>
+          (ss.spans ?? []).map((s: Json) => ({ ...s, scope: ss.scope?.name, resource: rs.resource })),
+        ),
+      );
   }
 
   metricPoints(name: string): Json[] {
@@ -54,7 +61,7 @@ export function attrs(list: Json[] | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of list ?? []) {
     const v = kv.value ?? {};
-    out[kv.key] = v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : v.boolValue ?? v.doubleValue);
+    out[kv.key] = v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.boolValue ?? v.doubleValue));
   }
   return out;
 }

@@ -70,7 +70,11 @@ export function runFixture(fixture: string, options: FixtureOptions = {}): Promi
     ...options.env,
   };
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? ['--require', AGENT]), path.join(FIXTURES, fixture), ...(options.args ?? [])], { env: env as NodeJS.ProcessEnv, cwd: ROOT });
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? ['--require', AGENT]), path.join(FIXTURES, fixture), ...(options.args ?? [])],
+    { env: env as NodeJS.ProcessEnv, cwd: ROOT },
+  );
   let stdout = '';
   let stderr = '';
   let readySeen = false;
@@ -90,7 +94,11 @@ export function runFixture(fixture: string, options: FixtureOptions = {}): Promi
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const spans = fs.existsSync(exportFile)
-        ? fs.readFileSync(exportFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportedSpan)
+        ? fs
+            .readFileSync(exportFile, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as ExportedSpan)
         : [];
       fs.rmSync(dir, { recursive: true, force: true });
       resolve({ code, signal, stdout, stderr, spans });
@@ -108,7 +116,9 @@ export function hazardEvent(span: ExportedSpan, code: string): Record<string, un
 }
 
 export function hazardsOf(span: ExportedSpan): string[] {
-  return span.events.filter((e) => e.name === 'querytrail.hazard').map((e) => String(e.attributes['querytrail.hazard.code']));
+  return span.events
+    .filter((e) => e.name === 'querytrail.hazard')
+    .map((e) => String(e.attributes['querytrail.hazard.code']));
 }
 
 export function urlParts(url: string): { port: number; database: string } {

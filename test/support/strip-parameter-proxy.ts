@@ -10,7 +10,10 @@ export class StripParameterProxy {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
 
-  constructor(private readonly target: { host: string; port: number }, private readonly parameter: string) {
+  constructor(
+    private readonly target: { host: string; port: number },
+    private readonly parameter: string,
+  ) {
     this.server = net.createServer((client) => this.pipe(client));
   }
 
@@ -40,7 +43,8 @@ export class StripParameterProxy {
         if (pending.length < 1 + length) break;
         const message = pending.subarray(0, 1 + length);
         pending = pending.subarray(1 + length);
-        const isDropped = message[0] === 0x53 && message.subarray(5, message.indexOf(0, 5)).toString() === this.parameter;
+        const isDropped =
+          message[0] === 0x53 && message.subarray(5, message.indexOf(0, 5)).toString() === this.parameter;
         if (!isDropped) keep.push(message);
       }
       if (keep.length) client.write(Buffer.concat(keep));

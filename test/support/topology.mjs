@@ -77,7 +77,16 @@ const quiet = () => {};
 async function embeddedPrimary(root) {
   const port = await freePort();
   const dir = path.join(root, 'primary');
-  const server = new EmbeddedPostgres({ databaseDir: dir, port, user: 'postgres', password: PASSWORD, persistent: false, createPostgresUser: true, onLog: quiet, onError: quiet });
+  const server = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: 'postgres',
+    password: PASSWORD,
+    persistent: false,
+    createPostgresUser: true,
+    onLog: quiet,
+    onError: quiet,
+  });
   await server.initialise();
   await server.start();
   return { server, dir, port, url: `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres` };
@@ -96,9 +105,21 @@ async function embeddedStandby(root, primary) {
   await client.end();
   writeFileSync(path.join(dir, 'backup_label'), rows[0].labelfile);
   writeFileSync(path.join(dir, 'standby.signal'), '');
-  appendFileSync(path.join(dir, 'postgresql.auto.conf'), `\nprimary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres password=${PASSWORD} application_name=querytrail-standby'\n`);
+  appendFileSync(
+    path.join(dir, 'postgresql.auto.conf'),
+    `\nprimary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres password=${PASSWORD} application_name=querytrail-standby'\n`,
+  );
   if (process.getuid?.() === 0) execFileSync('chown', ['-R', 'postgres:postgres', dir]);
-  const server = new EmbeddedPostgres({ databaseDir: dir, port, user: 'postgres', password: PASSWORD, persistent: true, createPostgresUser: true, onLog: quiet, onError: quiet });
+  const server = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: 'postgres',
+    password: PASSWORD,
+    persistent: true,
+    createPostgresUser: true,
+    onLog: quiet,
+    onError: quiet,
+  });
   // start() waits for "ready to accept connections"; a standby says "read-only connections": poll instead.
   server.start().catch(quiet);
   const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
@@ -144,7 +165,12 @@ export async function startTopology() {
   }
   const primaryApp = server === pairPrimary.url ? pairPrimaryApp : await ensureDatabase(server, 'qt_app');
   const analytics = await ensureDatabase(server, 'qt_analytics');
-  const topology = { primary: primaryApp, analytics, primarySource, pair: { primary: pairPrimaryApp, standby: standbyApp } };
+  const topology = {
+    primary: primaryApp,
+    analytics,
+    primarySource,
+    pair: { primary: pairPrimaryApp, standby: standbyApp },
+  };
   return {
     topology,
     async stop() {

@@ -16,7 +16,10 @@ describe('call sites', () => {
     expect(site.file).toBe(__filename);
     expect(capture.resolve()).toBe(site);
     expect(site.codeAttributes).toMatchObject({ 'code.file.path': __filename, 'code.line.number': site.line });
-    expect(site.constructionAttributes).toMatchObject({ 'querytrail.construction.file': __filename, 'querytrail.construction.line': site.line });
+    expect(site.constructionAttributes).toMatchObject({
+      'querytrail.construction.file': __filename,
+      'querytrail.construction.line': site.line,
+    });
   });
 
   it('interns sites: the same position is the same object', () => {
@@ -38,7 +41,10 @@ describe('call sites', () => {
     const file = path.join(dir, 'out.js');
     // out.js line 1 col 1 comes from src/app.ts line 10 col 5
     const map = { version: 3, sources: ['src/app.ts'], names: [], mappings: 'AASI' };
-    fs.writeFileSync(file, `run();\n//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(map)).toString('base64')}\n`);
+    fs.writeFileSync(
+      file,
+      `run();\n//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(map)).toString('base64')}\n`,
+    );
     const site = internSite(file, 1, 1, 'run');
     expect(site).toMatchObject({ file: path.join(dir, 'src', 'app.ts'), line: 10, column: 5, function: 'run' });
     fs.rmSync(dir, { recursive: true });

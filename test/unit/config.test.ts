@@ -28,7 +28,15 @@ describe('config from the environment', () => {
       QUERYTRAIL_DATABASES: 'main=postgres://u:pw@db1:5432/app?role=primary, ro=postgres://db2/app?role=replica',
     });
     expect(problems).toEqual([]);
-    expect(config).toMatchObject({ enabled: false, capture: 'all', exportFile: '/tmp/x.jsonl', console: 'spans', recordParameters: true, connectSpans: true, warningsPerMinute: 5 });
+    expect(config).toMatchObject({
+      enabled: false,
+      capture: 'all',
+      exportFile: '/tmp/x.jsonl',
+      console: 'spans',
+      recordParameters: true,
+      connectSpans: true,
+      warningsPerMinute: 5,
+    });
     expect([...config.strict]).toEqual(['write_on_replica', 'bound_ran_mismatch']);
     expect(config.databases).toEqual([
       { alias: 'main', address: 'db1', port: 5432, namespace: 'app', role: 'primary' },

@@ -1,7 +1,11 @@
 import { DatabaseRegistry, parseDatabaseAliases, ServerFacts } from '../../src/database';
 
 describe('DatabaseRegistry', () => {
-  const registry = new DatabaseRegistry(parseDatabaseAliases('main=postgres://127.0.0.1:5432/app?role=primary,ro=postgres://127.0.0.1:5433/app?role=replica,any=postgres://db9'));
+  const registry = new DatabaseRegistry(
+    parseDatabaseAliases(
+      'main=postgres://127.0.0.1:5432/app?role=primary,ro=postgres://127.0.0.1:5433/app?role=replica,any=postgres://db9',
+    ),
+  );
 
   it('interns one ref per endpoint, whatever the loopback spelling', () => {
     const a = registry.ref('postgresql', 'localhost', '5432', 'app');
@@ -13,8 +17,19 @@ describe('DatabaseRegistry', () => {
   it('names declared databases by alias with their declared role', () => {
     const ref = registry.ref('postgresql', '127.0.0.1', 5433, 'app');
     expect(ref).toMatchObject({ alias: 'ro', declaredRole: 'replica' });
-    expect(ref.boundAttributes).toEqual({ 'querytrail.bound.alias': 'ro', 'querytrail.bound.address': '127.0.0.1', 'querytrail.bound.port': 5433, 'querytrail.bound.namespace': 'app', 'querytrail.bound.role': 'replica' });
-    expect(ref.serverAttributes).toEqual({ 'db.system.name': 'postgresql', 'db.namespace': 'app', 'server.address': '127.0.0.1', 'server.port': 5433 });
+    expect(ref.boundAttributes).toEqual({
+      'querytrail.bound.alias': 'ro',
+      'querytrail.bound.address': '127.0.0.1',
+      'querytrail.bound.port': 5433,
+      'querytrail.bound.namespace': 'app',
+      'querytrail.bound.role': 'replica',
+    });
+    expect(ref.serverAttributes).toEqual({
+      'db.system.name': 'postgresql',
+      'db.namespace': 'app',
+      'server.address': '127.0.0.1',
+      'server.port': 5433,
+    });
   });
 
   it('matches an alias without a port or database on the default port and any database', () => {
@@ -23,7 +38,10 @@ describe('DatabaseRegistry', () => {
   });
 
   it('names undeclared databases host:port/database', () => {
-    expect(registry.ref('postgresql', 'db1', 5432, 'x')).toMatchObject({ alias: 'db1:5432/x', declaredRole: undefined });
+    expect(registry.ref('postgresql', 'db1', 5432, 'x')).toMatchObject({
+      alias: 'db1:5432/x',
+      declaredRole: undefined,
+    });
   });
 });
 

@@ -16,7 +16,9 @@ import { analyzeKeywords } from '../../src/statement';
 import { lexSql } from '../../src/sql-lexer';
 import { addPart, createTrail, Trail } from '../../src/trail';
 
-const registry = new DatabaseRegistry(parseDatabaseAliases('main=postgres://db1:5432/app?role=primary,ro=postgres://db2:5432/app?role=replica'));
+const registry = new DatabaseRegistry(
+  parseDatabaseAliases('main=postgres://db1:5432/app?role=primary,ro=postgres://db2:5432/app?role=replica'),
+);
 const execSite = internSite('/app/routes/items.js', 42, 7, 'createItem');
 
 function execution(sql: string, host: string, role: 'primary' | 'replica' | undefined): QueryExecution {
@@ -24,14 +26,27 @@ function execution(sql: string, host: string, role: 'primary' | 'replica' | unde
   const ref = registry.ref('postgresql', host, 5432, 'app');
   const server = new ServerFacts(ref);
   if (role) server.setRole(role, `in_hot_standby=${role === 'replica' ? 'on' : 'off'}`);
-  return { statement: analyzeKeywords(lexed.sanitized, lexed.words), ran: ref, server, bound: ref, phase: 'request', scope: undefined, executionSite: () => execSite, parameters: undefined, now: Date.now(), ledger: undefined };
+  return {
+    statement: analyzeKeywords(lexed.sanitized, lexed.words),
+    ran: ref,
+    server,
+    bound: ref,
+    phase: 'request',
+    scope: undefined,
+    executionSite: () => execSite,
+    parameters: undefined,
+    now: Date.now(),
+    ledger: undefined,
+  };
 }
 
 describe('write_on_replica', () => {
   it('fires for a write sent to a server in recovery, naming the line and the fix', () => {
     const hazard = writeOnReplica(undefined, execution('INSERT INTO items VALUES (1)', 'db2', 'replica'))!;
     expect(hazard).toMatchObject({ code: 'write_on_replica', severity: 'error', site: execSite });
-    expect(hazard.message).toBe('INSERT items at /app/routes/items.js:42:7 was sent to ro, a replica (in_hot_standby=on), where it fails with SQLSTATE 25006; send this write to the primary.');
+    expect(hazard.message).toBe(
+      'INSERT items at /app/routes/items.js:42:7 was sent to ro, a replica (in_hot_standby=on), where it fails with SQLSTATE 25006; send this write to the primary.',
+    );
   });
 
   it.each([
@@ -43,15 +58,22 @@ describe('write_on_replica', () => {
   });
 
   it('counts locking reads as writes', () => {
-    expect(writeOnReplica(undefined, execution('SELECT * FROM items FOR UPDATE', 'db2', 'replica'))?.code).toBe('write_on_replica');
+    expect(writeOnReplica(undefined, execution('SELECT * FROM items FOR UPDATE', 'db2', 'replica'))?.code).toBe(
+      'write_on_replica',
+    );
   });
 
   it("names the query object's construction site when the ORM left no execution site", () => {
     const built = internSite('/app/models/lock.js', 9, 3);
     const trail = createTrail({ library: 'knex', site: built });
-    const hazard = writeOnReplica(trail, { ...execution('SELECT * FROM items FOR UPDATE', 'db2', 'replica'), executionSite: () => undefined })!;
+    const hazard = writeOnReplica(trail, {
+      ...execution('SELECT * FROM items FOR UPDATE', 'db2', 'replica'),
+      executionSite: () => undefined,
+    })!;
     expect(hazard.site).toBe(built);
-    expect(hazard.message).toMatch(/^SELECT items \(the knex query built at init at \/app\/models\/lock\.js:9:3\) was sent to ro, a replica/);
+    expect(hazard.message).toMatch(
+      /^SELECT items \(the knex query built at init at \/app\/models\/lock\.js:9:3\) was sent to ro, a replica/,
+    );
   });
 });
 
@@ -62,11 +84,18 @@ describe('bound_ran_mismatch', () => {
     expect(hazard.message).toBe(
       'The query at /app/routes/items.js:42:7 ran on main, declared primary in QUERYTRAIL_DATABASES, but the server says it is a replica (in_hot_standby=on); fix the connection settings used there, or the declaration.',
     );
-    expect(hazard.attributes).toEqual({ 'querytrail.hazard.declared_role': 'primary', 'querytrail.hazard.server_role': 'replica' });
+    expect(hazard.attributes).toEqual({
+      'querytrail.hazard.declared_role': 'primary',
+      'querytrail.hazard.server_role': 'replica',
+    });
   });
 
   it('fires when a declared replica answers as a primary (e.g. after a failover)', () => {
-    expect(boundRanMismatch(undefined, execution('SELECT 1', 'db2', 'primary'))?.attributes?.['querytrail.hazard.server_role']).toBe('primary');
+    expect(
+      boundRanMismatch(undefined, execution('SELECT 1', 'db2', 'primary'))?.attributes?.[
+        'querytrail.hazard.server_role'
+      ],
+    ).toBe('primary');
   });
 
   it('names the construction site of an ORM query object rather than the execution site', () => {
@@ -88,8 +117,19 @@ const main = registry.ref('postgresql', 'db1', 5432, 'app');
 const analytics = registry.ref('postgresql', 'db1', 5432, 'analytics');
 const at = (line: number) => internSite('/app/reports.js', line, 3);
 /** A trail as if built `agoMs` before now, in the given scope (undefined: init). */
-function built(line: number, agoMs: number, scope?: ReturnType<typeof requestScope>, extra: { parent?: Trail; binding?: typeof main; kind?: string } = {}): Trail {
-  const trail = createTrail({ library: 'knex', site: at(line), binding: extra.binding ?? main, parent: extra.parent, kind: extra.kind });
+function built(
+  line: number,
+  agoMs: number,
+  scope?: ReturnType<typeof requestScope>,
+  extra: { parent?: Trail; binding?: typeof main; kind?: string } = {},
+): Trail {
+  const trail = createTrail({
+    library: 'knex',
+    site: at(line),
+    binding: extra.binding ?? main,
+    parent: extra.parent,
+    kind: extra.kind,
+  });
   return { ...trail, phase: scope ? 'request' : 'init', scopeId: scope?.id, createdAt: Date.now() - agoMs };
 }
 function inRequest(scope: ReturnType<typeof requestScope>, parameters?: unknown[]): QueryExecution {
@@ -122,7 +162,9 @@ describe('cross_request_reuse', () => {
     const first = requestScope({ method: 'GET', url: '/a' });
     const second = requestScope({ method: 'GET', url: '/a' });
     const trail = built(7, 100, first);
-    expect(crossRequestReuse(trail, inRequest(second))?.message).toBe('The knex query built at /app/reports.js:7:3 in an earlier request runs again in request GET /a: it is cached across requests; build it per request.');
+    expect(crossRequestReuse(trail, inRequest(second))?.message).toBe(
+      'The knex query built at /app/reports.js:7:3 in an earlier request runs again in request GET /a: it is cached across requests; build it per request.',
+    );
     expect(crossRequestReuse(trail, inRequest(first))).toBeUndefined();
     expect(crossRequestReuse(built(7, 100), inRequest(second))).toBeUndefined(); // init-built: the other rule's business
   });
@@ -139,7 +181,10 @@ describe('cross_database_query', () => {
     addPart(outer, part);
     const hazard = crossDatabaseQuery(outer, inRequest(scope))!;
     expect(hazard).toMatchObject({ code: 'cross_database_query', severity: 'error', site: at(10) });
-    expect(hazard.attributes).toMatchObject({ 'querytrail.hazard.part.namespace': 'analytics', 'querytrail.hazard.part.line': 2 });
+    expect(hazard.attributes).toMatchObject({
+      'querytrail.hazard.part.namespace': 'analytics',
+      'querytrail.hazard.part.line': 2,
+    });
     expect(hazard.message).toBe(
       "The knex query built in a request at /app/reports.js:10:3 (bound to main (db1:5432/app)) embeds a raw fragment built at /app/reports.js:2:3 for db1:5432/analytics, but it is all sent to main (db1:5432/app), so that part reads main (db1:5432/app)'s tables; query db1:5432/analytics separately and pass the values. Knex has also re-bound that raw fragment to main (db1:5432/app) for good: run alone later, it queries main (db1:5432/app).",
     );
@@ -160,12 +205,16 @@ describe('frozen_parameter', () => {
     const root = built(3, 7_200_000);
     const hazard = frozenParameter(root, inRequest(scope, [1, new Date(root.createdAt + 5)]))!;
     expect(hazard.site).toBe(at(3));
-    expect(hazard.message).toMatch(/^The knex query built at init at \/app\/reports\.js:3:3 carries a timestamp computed when it was built, 1 h 59 min ago, and sends that stale value on every run/);
+    expect(hazard.message).toMatch(
+      /^The knex query built at init at \/app\/reports\.js:3:3 carries a timestamp computed when it was built, 1 h 59 min ago, and sends that stale value on every run/,
+    );
   });
 
   it('fires for an ISO timestamp string, as ORMs serialize Dates', () => {
     const root = built(3, 60_000);
-    expect(frozenParameter(root, inRequest(scope, [new Date(root.createdAt + 20).toISOString()]))?.code).toBe('frozen_parameter');
+    expect(frozenParameter(root, inRequest(scope, [new Date(root.createdAt + 20).toISOString()]))?.code).toBe(
+      'frozen_parameter',
+    );
     expect(frozenParameter(root, inRequest(scope, ['2001-01-01 is not now', 'hello']))).toBeUndefined();
   });
 
@@ -187,19 +236,31 @@ describe('frozen_parameter', () => {
 
 describe('read_after_write', () => {
   const scope = requestScope({ method: 'POST', url: '/orders' });
-  function readOnReplica(sql: string, ledger: ScopeLedger, role: 'primary' | 'replica' = 'replica', phase: QueryExecution['phase'] = 'request'): QueryExecution {
+  function readOnReplica(
+    sql: string,
+    ledger: ScopeLedger,
+    role: 'primary' | 'replica' = 'replica',
+    phase: QueryExecution['phase'] = 'request',
+  ): QueryExecution {
     return { ...execution(sql, 'db2', role), phase, scope, ledger };
   }
 
   it('fires when the request reads from a replica a table it wrote on the primary, naming both lines', () => {
     const ledger = new ScopeLedger();
     ledger.recordWrite('app', 'public.items', at(12));
-    const hazard = readAfterWrite(createTrail({ library: 'sequelize', site: at(30) }), readOnReplica('SELECT * FROM items WHERE id = 1', ledger))!;
+    const hazard = readAfterWrite(
+      createTrail({ library: 'sequelize', site: at(30) }),
+      readOnReplica('SELECT * FROM items WHERE id = 1', ledger),
+    )!;
     expect(hazard).toMatchObject({ code: 'read_after_write', severity: 'warning', site: execSite });
     expect(hazard.message).toBe(
       'SELECT items at /app/routes/items.js:42:7 reads items from ro, a replica (in_hot_standby=on), after this request wrote it on the primary at /app/reports.js:12:3: with replication lag the read may not see the write; pass `useMaster: true`, or read in the transaction.',
     );
-    expect(hazard.attributes).toEqual({ 'querytrail.hazard.table': 'items', 'querytrail.hazard.write.file': '/app/reports.js', 'querytrail.hazard.write.line': 12 });
+    expect(hazard.attributes).toEqual({
+      'querytrail.hazard.table': 'items',
+      'querytrail.hazard.write.file': '/app/reports.js',
+      'querytrail.hazard.write.line': 12,
+    });
   });
 
   it.each([
@@ -220,7 +281,12 @@ describe('read_after_write', () => {
 
 describe('cross_database_transaction', () => {
   const scope = requestScope({ method: 'POST', url: '/transfer' });
-  const writeOn = (host: string, database: string, ledger: ScopeLedger, sql = 'INSERT INTO audit VALUES (1)'): QueryExecution => {
+  const writeOn = (
+    host: string,
+    database: string,
+    ledger: ScopeLedger,
+    sql = 'INSERT INTO audit VALUES (1)',
+  ): QueryExecution => {
     const ref = registry.ref('postgresql', host, 5432, database);
     return { ...execution(sql, host, 'primary'), ran: ref, bound: ref, scope, ledger };
   };
@@ -230,8 +296,14 @@ describe('cross_database_transaction', () => {
     ledger.begin({}, main, at(7));
     const hazard = crossDatabaseTransaction(undefined, writeOn('db1', 'analytics', ledger))!;
     expect(hazard).toMatchObject({ code: 'cross_database_transaction', severity: 'error', site: execSite });
-    expect(hazard.message).toMatch(/^INSERT audit at \/app\/routes\/items\.js:42:7 writes to db1:5432\/analytics while request POST \/transfer has a transaction open on main \(db1:5432\/app\) \(begun at \/app\/reports\.js:7:3\): this write is not part of it/);
-    expect(hazard.attributes).toEqual({ 'querytrail.hazard.transaction.namespace': 'app', 'querytrail.hazard.transaction.file': '/app/reports.js', 'querytrail.hazard.transaction.line': 7 });
+    expect(hazard.message).toMatch(
+      /^INSERT audit at \/app\/routes\/items\.js:42:7 writes to db1:5432\/analytics while request POST \/transfer has a transaction open on main \(db1:5432\/app\) \(begun at \/app\/reports\.js:7:3\): this write is not part of it/,
+    );
+    expect(hazard.attributes).toEqual({
+      'querytrail.hazard.transaction.namespace': 'app',
+      'querytrail.hazard.transaction.file': '/app/reports.js',
+      'querytrail.hazard.transaction.line': 7,
+    });
   });
 
   it('stays silent for writes to the same database, for reads, and once the transaction ended', () => {
@@ -239,7 +311,9 @@ describe('cross_database_transaction', () => {
     const connection = {};
     ledger.begin(connection, main, at(7));
     expect(crossDatabaseTransaction(undefined, writeOn('db1', 'app', ledger))).toBeUndefined();
-    expect(crossDatabaseTransaction(undefined, writeOn('db1', 'analytics', ledger, 'SELECT * FROM audit'))).toBeUndefined();
+    expect(
+      crossDatabaseTransaction(undefined, writeOn('db1', 'analytics', ledger, 'SELECT * FROM audit')),
+    ).toBeUndefined();
     ledger.end(connection);
     expect(crossDatabaseTransaction(undefined, writeOn('db1', 'analytics', ledger))).toBeUndefined();
   });
@@ -247,13 +321,29 @@ describe('cross_database_transaction', () => {
   it("fires for a query object handed to another database's transaction, read or write, with no transaction in the ledger", () => {
     const transaction = createTrail({ library: 'prisma', site: at(7), binding: main, kind: 'transaction' });
     const analytics = registry.ref('postgresql', 'db1', 5432, 'analytics');
-    const trail: Trail = { ...createTrail({ library: 'prisma', site: internSite('/app/reports.js', 8, 40), binding: analytics }), transaction };
-    const hazard = crossDatabaseTransaction(trail, { ...writeOn('db1', 'analytics', new ScopeLedger(), 'SELECT * FROM audit'), executionSite: () => undefined })!;
+    const trail: Trail = {
+      ...createTrail({ library: 'prisma', site: internSite('/app/reports.js', 8, 40), binding: analytics }),
+      transaction,
+    };
+    const hazard = crossDatabaseTransaction(trail, {
+      ...writeOn('db1', 'analytics', new ScopeLedger(), 'SELECT * FROM audit'),
+      executionSite: () => undefined,
+    })!;
     expect(hazard).toMatchObject({ code: 'cross_database_transaction', severity: 'error' });
-    expect(hazard.message).toMatch(/^SELECT audit \(the prisma query built at init at \/app\/reports\.js:8:40\) was given to the transaction started at \/app\/reports\.js:7:3 on main \(db1:5432\/app\), but it belongs to db1:5432\/analytics and runs there, outside that transaction/);
-    expect(hazard.attributes).toMatchObject({ 'querytrail.hazard.transaction.namespace': 'app', 'querytrail.hazard.transaction.line': 7 });
+    expect(hazard.message).toMatch(
+      /^SELECT audit \(the prisma query built at init at \/app\/reports\.js:8:40\) was given to the transaction started at \/app\/reports\.js:7:3 on main \(db1:5432\/app\), but it belongs to db1:5432\/analytics and runs there, outside that transaction/,
+    );
+    expect(hazard.attributes).toMatchObject({
+      'querytrail.hazard.transaction.namespace': 'app',
+      'querytrail.hazard.transaction.line': 7,
+    });
     // handed to a transaction of its own database: it is part of it
-    expect(crossDatabaseTransaction({ ...trail, transaction: { ...transaction, binding: analytics } }, writeOn('db1', 'analytics', new ScopeLedger(), 'SELECT 1'))).toBeUndefined();
+    expect(
+      crossDatabaseTransaction(
+        { ...trail, transaction: { ...transaction, binding: analytics } },
+        writeOn('db1', 'analytics', new ScopeLedger(), 'SELECT 1'),
+      ),
+    ).toBeUndefined();
   });
 });
 
@@ -265,7 +355,12 @@ describe('a memoised result awaited again (prisma promises)', () => {
   it('is init_query_in_request when the promise was made and first run at init', () => {
     const trail = initTrail();
     const hazard = memoisedResultReuse(trail, { phase: 'init', scopeId: undefined, at: 1_000 }, request, 31_000)!;
-    expect(hazard).toMatchObject({ code: 'init_query_in_request', severity: 'warning', site: built, attributes: { 'querytrail.hazard.age_ms': 30_000, 'querytrail.hazard.memoised': true } });
+    expect(hazard).toMatchObject({
+      code: 'init_query_in_request',
+      severity: 'warning',
+      site: built,
+      attributes: { 'querytrail.hazard.age_ms': 30_000, 'querytrail.hazard.memoised': true },
+    });
     expect(hazard.message).toBe(
       'The prisma query built at init at /app/queries.js:3:14 is awaited in request GET /count, but it already ran: it sends no query and returns the rows it read from main (db1:5432/app) at init, 30.0 s ago; make the call in the request instead (/app/queries.js:3:14).',
     );
@@ -273,13 +368,23 @@ describe('a memoised result awaited again (prisma promises)', () => {
 
   it('is cross_request_reuse for a promise made in one request and awaited again in another', () => {
     const earlier = requestScope({ method: 'GET', url: '/warm' });
-    const trail: Trail = { ...createTrail({ library: 'prisma', site: built, binding: main }), phase: 'request', scopeId: earlier.id };
-    expect(memoisedResultReuse(trail, { phase: 'request', scopeId: earlier.id, at: 1_000 }, request, 2_000)?.code).toBe('cross_request_reuse');
+    const trail: Trail = {
+      ...createTrail({ library: 'prisma', site: built, binding: main }),
+      phase: 'request',
+      scopeId: earlier.id,
+    };
+    expect(memoisedResultReuse(trail, { phase: 'request', scopeId: earlier.id, at: 1_000 }, request, 2_000)?.code).toBe(
+      'cross_request_reuse',
+    );
   });
 
   it('stays silent in the request that ran it, and outside requests', () => {
     const trail = initTrail();
-    expect(memoisedResultReuse(trail, { phase: 'request', scopeId: request.id, at: 1_000 }, request, 2_000)).toBeUndefined();
-    expect(memoisedResultReuse(trail, { phase: 'init', scopeId: undefined, at: 1_000 }, undefined, 2_000)).toBeUndefined();
+    expect(
+      memoisedResultReuse(trail, { phase: 'request', scopeId: request.id, at: 1_000 }, request, 2_000),
+    ).toBeUndefined();
+    expect(
+      memoisedResultReuse(trail, { phase: 'init', scopeId: undefined, at: 1_000 }, undefined, 2_000),
+    ).toBeUndefined();
   });
 });

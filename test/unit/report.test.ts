@@ -3,12 +3,20 @@ import type { Hazard } from '../../src/hazards/types';
 import { HazardContext, QueryTrailHazardError, WarningLog, WarningSink } from '../../src/report';
 
 const context: HazardContext = { bound: 'main', ran: 'ro', scope: 'request GET /x' };
-const hazard = (line: number, code: Hazard['code'] = 'write_on_replica'): Hazard => ({ code, severity: 'error', message: `m${line}`, site: internSite('/app/x.js', line, 1) });
+const hazard = (line: number, code: Hazard['code'] = 'write_on_replica'): Hazard => ({
+  code,
+  severity: 'error',
+  message: `m${line}`,
+  site: internSite('/app/x.js', line, 1),
+});
 
 function sink() {
   const warned: string[] = [];
   const suppressed: number[] = [];
-  const s: WarningSink = { warn: (h) => warned.push(`${h.code}:${h.site?.line}`), suppressed: (n) => suppressed.push(n) };
+  const s: WarningSink = {
+    warn: (h) => warned.push(`${h.code}:${h.site?.line}`),
+    suppressed: (n) => suppressed.push(n),
+  };
   return { s, warned, suppressed };
 }
 

@@ -17,7 +17,10 @@ describe('scopes in the OpenTelemetry context', () => {
   });
 
   it('carries a request across awaits, and reads the express route when routing has happened', async () => {
-    const req: { method: string; url: string; baseUrl?: string; route?: { path: string } } = { method: 'GET', url: '/api/patients/7?x=1' };
+    const req: { method: string; url: string; baseUrl?: string; route?: { path: string } } = {
+      method: 'GET',
+      url: '/api/patients/7?x=1',
+    };
     const scope = requestScope(req);
     await withScope(scope, async () => {
       await new Promise((r) => setTimeout(r, 1));
@@ -47,7 +50,9 @@ describe('trails', () => {
     const base = createTrail({ library: 'knex', site: internSite('/app/base.js', 1, 1) });
     expect(base.phase).toBe('init');
     const scope = requestScope({ method: 'GET', url: '/' });
-    const derived = withScope(scope, () => createTrail({ library: 'knex', site: internSite('/app/route.js', 9, 1), parent: base }));
+    const derived = withScope(scope, () =>
+      createTrail({ library: 'knex', site: internSite('/app/route.js', 9, 1), parent: base }),
+    );
     expect(derived).toMatchObject({ phase: 'request', scopeId: scope.id });
     expect(lineageRoot(derived)).toBe(base);
     const part = createTrail({ library: 'knex', site: undefined });

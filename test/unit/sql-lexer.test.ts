@@ -19,10 +19,19 @@ describe('lexSql: literals become ?, nothing else changes meaning', () => {
   });
 
   it('mysql: double quotes are strings, backticks identifiers, # comments, backslash escapes', () => {
-    expect(my('SELECT `a` FROM `t` WHERE b = "x\\"y" # note\nAND c = ?')).toBe('SELECT `a` FROM `t` WHERE b = ? AND c = ?');
+    expect(my('SELECT `a` FROM `t` WHERE b = "x\\"y" # note\nAND c = ?')).toBe(
+      'SELECT `a` FROM `t` WHERE b = ? AND c = ?',
+    );
   });
 
   it('collects upper-cased words outside literals', () => {
-    expect(lexSql("select a from Users where b = 'from'", 'postgresql').words).toEqual(['SELECT', 'A', 'FROM', 'USERS', 'WHERE', 'B']);
+    expect(lexSql("select a from Users where b = 'from'", 'postgresql').words).toEqual([
+      'SELECT',
+      'A',
+      'FROM',
+      'USERS',
+      'WHERE',
+      'B',
+    ]);
   });
 });

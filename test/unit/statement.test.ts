@@ -11,7 +11,13 @@ describe('statement analysis with the PostgreSQL parser', () => {
 
   it.each([
     ['SELECT name FROM items WHERE id = $1', 'SELECT', 'items', false, 'SELECT items'],
-    ['SELECT * FROM public.items i JOIN tags t ON t.id = i.tag', 'SELECT', 'public.items', false, 'SELECT public.items'],
+    [
+      'SELECT * FROM public.items i JOIN tags t ON t.id = i.tag',
+      'SELECT',
+      'public.items',
+      false,
+      'SELECT public.items',
+    ],
     ['INSERT INTO items (name) VALUES ($1)', 'INSERT', 'items', true, 'INSERT items'],
     ['UPDATE items SET name = $1', 'UPDATE', 'items', true, 'UPDATE items'],
     ['DELETE FROM items', 'DELETE', 'items', true, 'DELETE items'],
