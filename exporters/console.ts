@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { ATTR, HAZARD_EVENT } from '../src/attributes';
+import { ATTR, HAZARD, HAZARD_EVENT } from '../src/attributes';
 import type { CallSite } from '../src/callsite';
 import type { Hazard } from '../src/hazards/types';
 import type { HazardContext, WarningSink } from '../src/report';
@@ -38,7 +38,7 @@ export class ConsoleSpanProcessor implements SpanProcessor {
     const built = a[ATTR.CONSTRUCTION_FILE]
       ? ` built at ${a[ATTR.CONSTRUCTION_FILE]}:${a[ATTR.CONSTRUCTION_LINE]} (${a[ATTR.CONSTRUCTION_PHASE]})`
       : '';
-    const hazards = span.events.filter((e) => e.name === HAZARD_EVENT).map((e) => e.attributes?.[ATTR.HAZARD_CODE]);
+    const hazards = span.events.filter((e) => e.name === HAZARD_EVENT).map((e) => e.attributes?.[HAZARD.CODE]);
     const ms = span.duration[0] * 1e3 + span.duration[1] / 1e6;
     this.write(
       `querytrail span: ${span.name} ${ms.toFixed(1)}ms ran on ${a[ATTR.RAN_ALIAS]} (${a[ATTR.RAN_ROLE] ?? 'role unknown'})${built}` +

@@ -3,7 +3,7 @@
  * the HTTP/express ones. Loaded twice, it starts once; it never throws into the app.
  */
 import { diag, DiagConsoleLogger, DiagLogLevel, metrics } from '@opentelemetry/api';
-import { InstrumentationBase, registerInstrumentations } from '@opentelemetry/instrumentation';
+import { Instrumentation, registerInstrumentations } from '@opentelemetry/instrumentation';
 import { detectResources, envDetector, hostDetector, processDetector } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -11,14 +11,7 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ConsoleSpanProcessor } from '../exporters/console';
 import { JsonLinesSpanProcessor } from '../exporters/jsonl';
 import { metricReadersFromEnv, spanProcessorsFromEnv } from '../exporters/otel';
-import { HttpScopeInstrumentation } from '../instrumentations/http/instrumentation';
-import { DrizzleInstrumentation } from '../instrumentations/drizzle/instrumentation';
-import { KnexInstrumentation } from '../instrumentations/knex/instrumentation';
-import { KyselyInstrumentation } from '../instrumentations/kysely/instrumentation';
-import { PgInstrumentation } from '../instrumentations/pg/instrumentation';
-import { PrismaInstrumentation } from '../instrumentations/prisma/instrumentation';
-import { SequelizeInstrumentation } from '../instrumentations/sequelize/instrumentation';
-import { TypeormInstrumentation } from '../instrumentations/typeorm/instrumentation';
+import { HttpScopeInstrumentation, INSTRUMENTATIONS } from '../instrumentations';
 import { configureQuerytrail } from './index';
 
 const STARTED = Symbol.for('querytrail.agent.started');
@@ -48,27 +41,11 @@ function start(): Agent | undefined {
   metrics.setGlobalMeterProvider(meterProvider);
 
   // querytrail's HTTP scope first: its emit wrapper then runs inside the OTel HTTP span's context.
-  const instrumentations: InstrumentationBase[] = [
-    new HttpScopeInstrumentation(),
-    new PgInstrumentation(),
-    new KnexInstrumentation(),
-    new DrizzleInstrumentation(),
-    new KyselyInstrumentation(),
-    new SequelizeInstrumentation(),
-    new TypeormInstrumentation(),
-    new PrismaInstrumentation(),
-  ];
   const disabled = new Set((env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()));
-  if (!disabled.has('http')) {
-    const { HttpInstrumentation } =
-      require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
-    instrumentations.push(new HttpInstrumentation());
-  }
-  if (!disabled.has('express')) {
-    const { ExpressInstrumentation } =
-      require('@opentelemetry/instrumentation-express') as typeof import('@opentelemetry/instrumentation-express');
-    instrumentations.push(new ExpressInstrumentation());
-  }
+  const instrumentations: Instrumentation[] = [
+    new HttpScopeInstrumentation(),
+    ...INSTRUMENTATIONS.filter((entry) => !disabled.has(entry.name)).map((entry) => entry.create()),
+  ];
   registerInstrumentations({ instrumentations, tracerProvider, meterProvider });
 
   let stopping: Promise<void> | undefined;

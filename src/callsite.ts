@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Attributes } from '@opentelemetry/api';
 import { SourceMapConsumer, RawSourceMap } from 'source-map-js';
 import { ATTR } from './attributes';
+import { compiledSourceMapUrl, compiledWithoutMap } from './compiled-sources';
 import { guarded } from './guard';
 
 /** A resolved application frame. Interned: one object per (file, line, column). */
@@ -19,6 +20,8 @@ export interface CallSite {
   readonly constructionAttributes: Attributes;
   /** Both, for raw driver calls, where the query is built where it runs. */
   readonly rawCallAttributes: Attributes;
+  /** `querytrail.origin.*` site attributes, for the first object of a derivation chain. */
+  readonly originAttributes: Attributes;
 }
 
 export function formatSite(site: CallSite | undefined): string {
@@ -102,6 +105,7 @@ function firstApplicationFrame(frames: NodeJS.CallSite[]): CallSite | undefined 
     if (!file || frame.isNative()) continue;
     if (file.startsWith('file://')) file = fileURLToPath(file);
     if (!isApplicationFile(file)) continue;
+    if (unmappable(file)) return undefined;
     const line = frame.getLineNumber() ?? 0;
     const column = frame.getColumnNumber() ?? 0;
     const fn = frame.getFunctionName() ?? frame.getMethodName() ?? undefined;
@@ -126,22 +130,41 @@ export function internSite(file: string, line: number, column: number, fn?: stri
 }
 
 function makeSite(file: string, line: number, column: number, fn: string | undefined): CallSite {
-  const codeAttributes: Attributes = {
-    [ATTR.CODE_FILE_PATH]: file,
-    [ATTR.CODE_LINE_NUMBER]: line,
-    [ATTR.CODE_COLUMN_NUMBER]: column,
-  };
-  const constructionAttributes: Attributes = {
-    [ATTR.CONSTRUCTION_FILE]: file,
-    [ATTR.CONSTRUCTION_LINE]: line,
-    [ATTR.CONSTRUCTION_COLUMN]: column,
-  };
-  if (fn) {
-    codeAttributes[ATTR.CODE_FUNCTION_NAME] = fn;
-    constructionAttributes[ATTR.CONSTRUCTION_FUNCTION] = fn;
-  }
+  const codeAttributes: Attributes = siteAttributes(CODE_KEYS, file, line, column, fn);
+  const constructionAttributes: Attributes = siteAttributes(CONSTRUCTION_KEYS, file, line, column, fn);
+  const originAttributes: Attributes = siteAttributes(ORIGIN_KEYS, file, line, column, fn);
   const rawCallAttributes = { ...codeAttributes, ...constructionAttributes };
-  return Object.freeze({ file, line, column, function: fn, codeAttributes, constructionAttributes, rawCallAttributes });
+  return Object.freeze({
+    file,
+    line,
+    column,
+    function: fn,
+    codeAttributes,
+    constructionAttributes,
+    rawCallAttributes,
+    originAttributes,
+  });
+}
+
+const CODE_KEYS = [ATTR.CODE_FILE_PATH, ATTR.CODE_LINE_NUMBER, ATTR.CODE_COLUMN_NUMBER, ATTR.CODE_FUNCTION_NAME];
+const CONSTRUCTION_KEYS = [
+  ATTR.CONSTRUCTION_FILE,
+  ATTR.CONSTRUCTION_LINE,
+  ATTR.CONSTRUCTION_COLUMN,
+  ATTR.CONSTRUCTION_FUNCTION,
+];
+const ORIGIN_KEYS = [ATTR.ORIGIN_FILE, ATTR.ORIGIN_LINE, ATTR.ORIGIN_COLUMN, ATTR.ORIGIN_FUNCTION];
+
+function siteAttributes(
+  [fileKey, lineKey, columnKey, functionKey]: readonly string[],
+  file: string,
+  line: number,
+  column: number,
+  fn: string | undefined,
+): Attributes {
+  const attributes: Attributes = { [fileKey]: file, [lineKey]: line, [columnKey]: column };
+  if (fn) attributes[functionKey] = fn;
+  return attributes;
 }
 
 interface SourceMapper {
@@ -150,21 +173,39 @@ interface SourceMapper {
 
 const sourceMappers = new Map<string, SourceMapper | null>();
 
-function originalPosition(
-  file: string,
-  line: number,
-  column: number,
-): { file: string; line: number; column: number } | undefined {
+function sourceMapperOf(file: string): SourceMapper | null {
   let mapper = sourceMappers.get(file);
   if (mapper === undefined) {
     mapper = guarded('source map loading', () => loadSourceMapper(file)) ?? null;
     sourceMappers.set(file, mapper);
   }
-  return mapper?.map(line, column);
+  return mapper;
 }
 
-/** Node's own cache (with --enable-source-maps or a loader such as tsx), else the file's sourceMappingURL. */
+function originalPosition(
+  file: string,
+  line: number,
+  column: number,
+): { file: string; line: number; column: number } | undefined {
+  return sourceMapperOf(file)?.map(line, column);
+}
+
+/**
+ * A TypeScript file compiled in memory without a source map: its compiled line under the .ts name would
+ * be wrong, so no line is named. (Node 22.6+ strips types in place and keeps positions; jest transforms
+ * outside Module#_compile and maps its own stack traces.)
+ */
+function unmappable(file: string): boolean {
+  return compiledWithoutMap(file) && sourceMapperOf(file) === null;
+}
+
+/**
+ * The source map of a file: compiled in memory (src/compiled-sources.ts), in Node's own cache (with
+ * --enable-source-maps), else named by the file's own sourceMappingURL comment on disk.
+ */
 function loadSourceMapper(file: string): SourceMapper | null {
+  const compiled = compiledSourceMapUrl(file);
+  if (compiled !== undefined) return consumerMapper(sourceMapAt(compiled, path.dirname(file)));
   const nodeMap = findSourceMap(file);
   if (nodeMap) {
     return {
@@ -182,8 +223,28 @@ function loadSourceMapper(file: string): SourceMapper | null {
       },
     };
   }
-  const raw = readSourceMap(file);
-  if (!raw) return null;
+  if (/\.[cm]?tsx?$/.test(file)) return null; // the TypeScript source itself: its map, if any, was in memory
+  const code = fs.readFileSync(file, 'utf8');
+  const at = code.lastIndexOf(SOURCE_MAPPING_URL);
+  if (at < 0) return null;
+  const url = /^\S+/.exec(code.slice(at + SOURCE_MAPPING_URL.length))?.[0];
+  return url ? consumerMapper(sourceMapAt(url, path.dirname(file))) : null;
+}
+
+const SOURCE_MAPPING_URL = '# sourceMappingURL=';
+
+/** A source map named by a sourceMappingURL (inline `data:` or a file), and the directory its paths start from. */
+function sourceMapAt(url: string, dir: string): { map: RawSourceMap; dir: string } {
+  const inline = /^data:application\/json[^,]*?(;base64)?,(.*)$/s.exec(url);
+  if (inline) {
+    const text = inline[1] ? Buffer.from(inline[2], 'base64').toString('utf8') : decodeURIComponent(inline[2]);
+    return { map: JSON.parse(text), dir };
+  }
+  const mapFile = path.resolve(dir, decodeURIComponent(url));
+  return { map: JSON.parse(fs.readFileSync(mapFile, 'utf8')), dir: path.dirname(mapFile) };
+}
+
+function consumerMapper(raw: { map: RawSourceMap; dir: string }): SourceMapper {
   const consumer = new SourceMapConsumer(raw.map);
   return {
     map(line, column) {
@@ -195,15 +256,4 @@ function loadSourceMapper(file: string): SourceMapper | null {
       return { file: source, line: pos.line, column: (pos.column ?? 0) + 1 };
     },
   };
-}
-
-function readSourceMap(file: string): { map: RawSourceMap; dir: string } | undefined {
-  const code = fs.readFileSync(file, 'utf8');
-  const match = /\/\/[#@] sourceMappingURL=(\S+)\s*$/.exec(code.slice(-4096));
-  if (!match) return undefined;
-  const url = match[1];
-  const inline = /^data:application\/json[^,]*base64,(.*)$/.exec(url);
-  if (inline) return { map: JSON.parse(Buffer.from(inline[1], 'base64').toString('utf8')), dir: path.dirname(file) };
-  const mapFile = path.resolve(path.dirname(file), decodeURIComponent(url));
-  return { map: JSON.parse(fs.readFileSync(mapFile, 'utf8')), dir: path.dirname(mapFile) };
 }

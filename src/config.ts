@@ -1,10 +1,24 @@
+import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 import { DatabaseAlias, parseDatabaseAliases } from './database';
 import { HAZARD_CODES, HazardCode } from './hazards/types';
 
-/** When querytrail pays for a stack capture (docs/configuration.md). */
+/** When querytrail pays for a stack capture (README, "Configuration"). */
 export type CapturePolicy = 'auto' | 'lean' | 'all' | 'off';
 export type ConsoleMode = 'warnings' | 'spans' | 'off';
 
+/** Options every querytrail instrumentation takes, beside OpenTelemetry's `enabled`. */
+export interface QuerytrailInstrumentationConfig extends InstrumentationConfig {
+  /**
+   * When this instrumentation pays for a stack capture: `auto`, `lean`, `all` or `off` (README).
+   * @default QUERYTRAIL_CAPTURE, else `auto`
+   */
+  capture?: CapturePolicy;
+}
+
+/**
+ * querytrail's settings. `capture`, `recordParameters` and `connectSpans` are the defaults of the
+ * instrumentations' options of the same names (the environment fills them for the agent).
+ */
 export interface QuerytrailConfig {
   enabled: boolean;
   databases: DatabaseAlias[];
@@ -130,6 +144,6 @@ export function resolveConfig(base: QuerytrailConfig, options: QuerytrailOptions
   return config;
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
+export function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -1,33 +1,46 @@
-import { Attributes, context, Histogram, Meter, Span, SpanKind, SpanStatusCode, Tracer } from '@opentelemetry/api';
+import { Attributes, Context, Histogram, Meter, Span, SpanKind, SpanStatusCode, Tracer } from '@opentelemetry/api';
 import { ATTR, DURATION_BUCKETS, DURATION_HISTOGRAM } from './attributes';
 import { resolveSite, SiteRef } from './callsite';
+import type { CapturePolicy } from './config';
 import type { DatabaseRef, ServerFacts } from './database';
+import { completionSite } from './execution-site';
 import { internalErrorOccurred } from './guard';
 import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
 import { describeBinding } from './hazards/describe';
 import { ScopeLedger, transactionControlOf } from './ledger';
-import { HazardContext, HazardReporter, QueryTrailHazardError } from './report';
-import type { Runtime } from './runtime';
-import { currentScope, describeScope, Phase, phaseOf, routeOf, Scope } from './scope';
+import type { HazardPipeline, QueryTrailHazardError } from './report';
+import { describeScope, Phase, phaseOf, routeOf, Scope } from './scope';
+import type { SiteCapture } from './site-capture';
 import type { StatementInfo } from './statement';
-import { executingTrail, lineageRoot, Trail } from './trail';
+import { LibraryProfile, lineageRoot, Trail } from './trail';
 
-/** What a driver instrumentation knows when the app hands it a query. */
+/** Everything the tracker needs to know about one query, given by the driver instrumentation. */
 export interface QueryStart {
-  /** The driver (`pg`); an ORM's trail in the context overrides it. */
-  library: string;
+  /** The driver's instrumentation: its spans carry its instrumentation scope. */
+  tracer: Tracer;
+  /** The driver's profile; the trail's library, when an ORM runs the query, names it instead. */
+  driver: LibraryProfile;
+  /** The context the app called the driver in: the span's parent. */
+  ctx: Context;
+  scope: Scope | undefined;
+  /** The query object being executed (src/seam.ts), if an ORM instrumentation said so. */
+  trail: Trail | undefined;
+  /** Where the app ran it (src/execution-site.ts). */
+  site: SiteRef | undefined;
   statement: StatementInfo;
   /** The connection that will run it. */
   server: ServerFacts;
-  /** Where the driver was called (see SiteCapture). */
-  site: SiteRef | undefined;
   parameters?: readonly unknown[];
+  /** Opt-in: record parameter values on the span. */
+  recordParameters: boolean;
+  /** The driver instrumentation's capture policy. */
+  capture: CapturePolicy;
 }
 
 interface AttributeMemo {
   ran: Attributes;
   bound: DatabaseRef;
-  library: string;
+  library: LibraryProfile;
   phase: Phase;
   constructionPhase: Phase;
   /** The semantic-convention attributes samplers may read, given at span creation. */
@@ -42,9 +55,7 @@ interface AttributeMemo {
 export interface TrackedQuery {
   readonly span: Span;
   readonly start: QueryStart;
-  readonly trail: Trail | undefined;
   readonly phase: Phase;
-  readonly scope: Scope | undefined;
   readonly memo: AttributeMemo;
   readonly startedAt: number;
   /** The server's role was unknown at start (pre-14 PostgreSQL, probe pending): hazards are judged at finish. */
@@ -59,40 +70,34 @@ export interface TrackedQuery {
  */
 export class QueryTracker {
   private histogram: Histogram | undefined;
-  private readonly reporter: HazardReporter;
   /** One entry per statement shape: the last combination it ran with (see memoFor). */
   private readonly attributeMemo = new WeakMap<StatementInfo, AttributeMemo>();
 
   constructor(
-    private readonly tracer: () => Tracer,
-    private readonly runtime: Runtime,
+    private readonly sites: SiteCapture,
+    private readonly hazards: HazardPipeline,
     private readonly rules: readonly HazardRule[] = HAZARD_RULES,
-  ) {
-    this.reporter = new HazardReporter(runtime.warnings);
-  }
+  ) {}
 
-  createInstruments(meter: Meter): void {
+  useMeter(meter: Meter): void {
     this.histogram = meter.createHistogram(DURATION_HISTOGRAM, {
       description: 'Duration of database client operations',
       unit: 's',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     });
-    this.reporter.createInstruments(meter);
   }
 
   /** Starts the span; returns the error to fail the call with instead of sending it, in strict mode. */
   start(start: QueryStart): { query: TrackedQuery; rejection?: QueryTrailHazardError } {
-    const ctx = context.active();
-    const scope = currentScope(ctx);
-    const trail = executingTrail(ctx);
+    const { trail, scope } = start;
     const phase = phaseOf(scope);
     const memo = this.memoFor(start, trail, phase);
     // The SDK validates every attribute given at creation twice; provenance is added once, and only
     // to spans that are recorded.
-    const span = this.tracer().startSpan(
+    const span = start.tracer.startSpan(
       start.statement.summary,
       { kind: SpanKind.CLIENT, attributes: memo.creation },
-      ctx,
+      start.ctx,
     );
     if (span.isRecording()) {
       span.setAttributes(memo.provenance);
@@ -104,26 +109,24 @@ export class QueryTracker {
       }
       const route = routeOf(scope);
       if (route !== undefined) span.setAttribute(ATTR.ROUTE, route);
-      if (this.runtime.config.recordParameters && start.parameters) {
-        start.parameters.forEach((value, i) => span.setAttribute(`db.query.parameter.${i}`, String(value)));
+      if (start.recordParameters && start.parameters) {
+        start.parameters.forEach((value, i) =>
+          span.setAttribute(`${ATTR.DB_QUERY_PARAMETER_PREFIX}${i}`, String(value)),
+        );
       }
     }
     const query: TrackedQuery = {
       span,
       start,
-      trail,
       phase,
-      scope,
       memo,
       startedAt: performance.now(),
       hazardsPending: start.server.role === undefined,
       finished: false,
     };
-    if (scope !== undefined) this.trackTransaction(query, scope);
+    if (scope !== undefined) this.trackTransaction(start, scope);
     if (query.hazardsPending) return { query };
-    const hazards = this.judge(query);
-    if (hazards.length === 0) return { query };
-    return { query, rejection: this.strictError(hazards) };
+    return { query, rejection: this.judge(query) };
   }
 
   /**
@@ -133,7 +136,7 @@ export class QueryTracker {
   private memoFor(start: QueryStart, trail: Trail | undefined, phase: Phase): AttributeMemo {
     const ran = start.server.ranAttributes;
     const bound = trail?.binding ?? start.server.ref;
-    const library = trail?.library ?? start.library;
+    const library = trail?.library ?? start.driver;
     const constructionPhase = trail?.phase ?? phase;
     const memo = this.attributeMemo.get(start.statement);
     if (
@@ -148,7 +151,7 @@ export class QueryTracker {
     }
     const creation: Attributes = Object.assign({}, start.server.ref.serverAttributes, start.statement.attributes);
     const provenance: Attributes = Object.assign({}, ran, bound.boundAttributes);
-    provenance[ATTR.LIBRARY] = library;
+    provenance[ATTR.LIBRARY] = library.name;
     provenance[ATTR.EXECUTION_PHASE] = phase;
     provenance[ATTR.CONSTRUCTION_PHASE] = constructionPhase;
     if (trail === undefined) provenance[ATTR.CONSTRUCTION_AGE_MS] = 0;
@@ -161,8 +164,11 @@ export class QueryTracker {
     return entry;
   }
 
-  /** Ends the span. `errorType` is the driver's classification of `error` (SQLSTATE for pg). */
-  finish(query: TrackedQuery, error?: unknown, errorType?: string): void {
+  /**
+   * Ends the span. `errorType` is the driver's classification of `error` (SQLSTATE for pg). `completion`:
+   * the driver's handler of the outcome when it runs in the app's awaiting chain (a promise's reaction).
+   */
+  finish(query: TrackedQuery, error?: unknown, errorType?: string, completion?: Function): void {
     if (query.finished) return;
     query.finished = true;
     const { span, start } = query;
@@ -181,9 +187,10 @@ export class QueryTracker {
         if (errorType !== undefined) span.setAttribute(ATTR.DB_RESPONSE_STATUS_CODE, errorType);
         span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
       }
-      if (span.isRecording()) this.recordSites(query);
-      if (error === undefined && start.statement.isWrite && query.scope?.kind === 'request')
-        this.recordWrite(query, query.scope);
+      if (span.isRecording()) this.recordSites(query, completion);
+      if (error === undefined && start.statement.isWrite && start.scope?.kind === 'request') {
+        this.recordWrite(start, start.scope);
+      }
       let metric = query.memo.metric;
       if (type !== undefined || lateRole !== undefined) {
         metric = { ...metric };
@@ -198,59 +205,64 @@ export class QueryTracker {
   }
 
   /** BEGIN and COMMIT/ROLLBACK, per connection, in the request's or job's ledger. */
-  private trackTransaction(query: TrackedQuery, scope: Scope): void {
-    const control = transactionControlOf(query.start.statement);
-    if (control === 'begin')
-      (scope.ledger ??= new ScopeLedger()).begin(
-        query.start.server,
-        query.start.server.ref,
-        query.trail?.site ?? query.start.site,
-      );
-    else if (control === 'end') scope.ledger?.end(query.start.server);
+  private trackTransaction(start: QueryStart, scope: Scope): void {
+    const control = transactionControlOf(start.statement);
+    if (control === 'begin') {
+      (scope.ledger ??= new ScopeLedger()).begin(start.server, start.server.ref, start.trail?.site ?? start.site);
+    } else if (control === 'end') {
+      scope.ledger?.end(start.server);
+    }
   }
 
   /** A table this request wrote on a primary, for read_after_write. */
-  private recordWrite(query: TrackedQuery, scope: Scope): void {
-    const { start, trail } = query;
+  private recordWrite(start: QueryStart, scope: Scope): void {
     const namespace = start.server.ref.namespace;
-    if (start.server.role !== 'primary' || namespace === undefined || start.statement.collection === undefined) return;
-    (scope.ledger ??= new ScopeLedger()).recordWrite(namespace, start.statement.collection, trail?.site ?? start.site);
+    const collection = start.statement.collection;
+    if (start.server.role !== 'primary' || namespace === undefined || collection === undefined) return;
+    (scope.ledger ??= new ScopeLedger()).recordWrite(namespace, collection, start.trail?.site ?? start.site);
   }
 
-  private strictError(hazards: readonly Hazard[]): QueryTrailHazardError | undefined {
-    const blocking = hazards.filter((h) => this.runtime.config.strict.has(h.code));
-    return blocking.length ? new QueryTrailHazardError(blocking) : undefined;
-  }
-
-  /** Execution site on every recorded span; the construction site is the trail's, or the execution site for raw calls. */
-  private recordSites(query: TrackedQuery): void {
-    const { span, start, trail } = query;
-    const site = resolveSite(start.site);
-    this.runtime.sites.learn(start.statement.text, start.site, site);
+  /**
+   * `code.*` (the execution site) on every recorded span. Raw driver calls are built where they run:
+   * their construction is the same site. A query object's construction site, and for a derived one the
+   * origin of its derivation chain, come from its trail.
+   */
+  private recordSites(query: TrackedQuery, completion: Function | undefined): void {
+    const { span, start } = query;
+    const { trail, statement } = start;
+    let site = resolveSite(start.site);
+    if (site === undefined && trail !== undefined && completion !== undefined) {
+      site = completionSite(completion, start.capture);
+    }
+    this.sites.learn(statement.text, start.site, site);
     if (trail === undefined) {
       if (site) span.setAttributes(site.rawCallAttributes);
       return;
     }
     if (site) span.setAttributes(site.codeAttributes);
-    const construction = this.runtime.sites.siteForSpan(`${trail.library}\u0000${start.statement.text}`, trail.site);
+    const construction = this.sites.siteForSpan(`${trail.library.name}\u0000${statement.text}`, trail.site);
     if (construction) span.setAttributes(construction.constructionAttributes);
+    if (trail.parent === undefined) return;
+    const origin = lineageRoot(trail);
+    const originSite = resolveSite(origin.site);
+    if (originSite !== undefined && originSite !== construction) span.setAttributes(originSite.originAttributes);
+    span.setAttribute(ATTR.ORIGIN_PHASE, origin.phase);
+    span.setAttribute(ATTR.ORIGIN_AGE_MS, Date.now() - origin.createdAt);
   }
 
-  private judge(query: TrackedQuery): Hazard[] {
+  /** Runs the rules; reports what they find; returns the error strict mode fails the query with. */
+  private judge(query: TrackedQuery): QueryTrailHazardError | undefined {
     query.hazardsPending = false;
-    const { start, trail, scope } = query;
+    const { start } = query;
+    const { trail, scope, statement, server } = start;
     const execution: QueryExecution = {
-      statement: start.statement,
-      ran: start.server.ref,
-      server: start.server,
-      bound: trail?.binding ?? start.server.ref,
+      statement,
+      ran: server.ref,
+      server,
+      bound: trail?.binding ?? server.ref,
       phase: query.phase,
       scope,
-      executionSite: () => {
-        const site = resolveSite(start.site);
-        if (site === undefined && trail === undefined) this.runtime.sites.captureNextTime(start.statement.text);
-        return site;
-      },
+      executionSite: () => resolveSite(start.site),
       parameters: start.parameters,
       now: Date.now(),
       ledger: scope?.ledger,
@@ -264,21 +276,18 @@ export class QueryTracker {
         internalErrorOccurred('hazard rule', err);
       }
     }
-    if (hazards.length) {
-      if (
-        trail !== undefined &&
-        [trail, lineageRoot(trail), ...(trail.parts ?? [])].some((t) => t.site === undefined)
-      ) {
-        this.runtime.sites.captureConstructionsForAWhile();
-      }
-      const context = (): HazardContext => ({
+    if (hazards.length === 0) return undefined;
+    this.sites.hazardFired(statement.text, resolveSite(start.site), trail);
+    return this.hazards.report(hazards, {
+      span: query.span,
+      namespace: execution.ran.namespace,
+      route: routeOf(scope),
+      context: () => ({
         bound: describeDatabase(execution.bound, execution.bound.declaredRole, 'declared'),
-        ran: describeDatabase(execution.ran, start.server.role, 'server says'),
+        ran: describeDatabase(execution.ran, server.role, 'server says'),
         scope: describeScope(scope),
-      });
-      this.reporter.report(query.span, hazards, execution.ran.namespace, routeOf(scope), context);
-    }
-    return hazards;
+      }),
+    });
   }
 }
 

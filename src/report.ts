@@ -1,5 +1,5 @@
 import type { Attributes, Counter, Meter, Span } from '@opentelemetry/api';
-import { ATTR, HAZARD_COUNTER, HAZARD_EVENT } from './attributes';
+import { ATTR, HAZARD, HAZARD_COUNTER, HAZARD_COUNTER_CODE, HAZARD_COUNTER_ROUTE, HAZARD_EVENT } from './attributes';
 import { formatSite } from './callsite';
 import type { Hazard, HazardCode } from './hazards/types';
 
@@ -63,43 +63,58 @@ export class WarningLog {
   }
 }
 
-/** Hazards → a span event and the `querytrail.hazards` counter every time, and a readable warning. */
-export class HazardReporter {
+/** Where a hazard was seen, for its span event, counter dimensions and warning. */
+export interface HazardScene {
+  /** The query's span; for a result awaited without a query, the active span, if any. */
+  span: Span | undefined;
+  namespace: string | undefined;
+  route: string | undefined;
+  context: () => HazardContext;
+}
+
+/**
+ * The one way every hazard is reported: a span event (when there is a span), the `querytrail.hazards`
+ * counter every time, a readable warning (deduplicated and rate-limited), and, in strict mode, the error
+ * the app's call fails with instead.
+ */
+export class HazardPipeline {
   private counter: Counter | undefined;
 
-  constructor(private readonly warnings: WarningLog | undefined) {}
+  constructor(
+    private readonly warnings: WarningLog | undefined,
+    private readonly strict: ReadonlySet<HazardCode>,
+  ) {}
 
-  createInstruments(meter: Meter): void {
+  useMeter(meter: Meter): void {
     this.counter = meter.createCounter(HAZARD_COUNTER, {
       description: 'Query hazards detected by querytrail',
       unit: '{hazard}',
     });
   }
 
-  report(
-    span: Span,
-    hazards: readonly Hazard[],
-    namespace: string | undefined,
-    route: string | undefined,
-    context: () => HazardContext,
-  ): void {
+  /** Reports the hazards; returns the error to fail the app's call with, when strict mode covers one. */
+  report(hazards: readonly Hazard[], scene: HazardScene): QueryTrailHazardError | undefined {
     for (const hazard of hazards) {
-      const event: Attributes = {
-        [ATTR.HAZARD_CODE]: hazard.code,
-        [ATTR.HAZARD_SEVERITY]: hazard.severity,
-        [ATTR.HAZARD_MESSAGE]: hazard.message,
-        ...hazard.attributes,
-      };
-      if (hazard.site) {
-        event['querytrail.hazard.file'] = hazard.site.file;
-        event['querytrail.hazard.line'] = hazard.site.line;
+      if (scene.span !== undefined) {
+        const event: Attributes = {
+          [HAZARD.CODE]: hazard.code,
+          [HAZARD.SEVERITY]: hazard.severity,
+          [HAZARD.MESSAGE]: hazard.message,
+          ...hazard.attributes,
+        };
+        if (hazard.site) {
+          event[HAZARD.FILE] = hazard.site.file;
+          event[HAZARD.LINE] = hazard.site.line;
+        }
+        scene.span.addEvent(HAZARD_EVENT, event);
       }
-      span.addEvent(HAZARD_EVENT, event);
-      const dims: Attributes = { code: hazard.code };
-      if (namespace !== undefined) dims[ATTR.DB_NAMESPACE] = namespace;
-      if (route !== undefined) dims.route = route;
+      const dims: Attributes = { [HAZARD_COUNTER_CODE]: hazard.code };
+      if (scene.namespace !== undefined) dims[ATTR.DB_NAMESPACE] = scene.namespace;
+      if (scene.route !== undefined) dims[HAZARD_COUNTER_ROUTE] = scene.route;
       this.counter?.add(1, dims);
-      this.warnings?.warn(hazard, context);
+      this.warnings?.warn(hazard, scene.context);
     }
+    const blocking = hazards.filter((h) => this.strict.has(h.code));
+    return blocking.length ? new QueryTrailHazardError(blocking) : undefined;
   }
 }

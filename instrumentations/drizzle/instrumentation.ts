@@ -1,13 +1,13 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
-import { internalErrorOccurred } from '../../src/guard';
+import { guarded } from '../../src/guard';
 import { getRuntime } from '../../src/runtime';
-import { currentScope, phaseOf } from '../../src/scope';
-import { addPart, createTrail, Trail, withExecutionOf } from '../../src/trail';
-import { VERSION } from '../../src/version';
+import { embed, runAs } from '../../src/seam';
+import type { LibraryProfile, Trail } from '../../src/trail';
 import { pgTargetOf } from '../pg/target';
-import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
+import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
 import type { DrizzleBuilder, DrizzleInstrumentationConfig } from './types';
 
+const DRIZZLE: LibraryProfile = { name: 'drizzle' };
 const TRAIL = Symbol('querytrail.drizzle.trail');
 const VERSIONS = ['>=0.40.0 <1'];
 
@@ -23,27 +23,12 @@ function trailOf(object: unknown): Trail | undefined {
     : undefined;
 }
 
-function stamp<T>(object: T, session: DrizzleBuilder['session'], below: Function): T {
-  try {
-    const runtime = getRuntime();
-    (object as DrizzleBuilder)[TRAIL] = createTrail({
-      library: 'drizzle',
-      site: runtime.sites.constructionSite(below, phaseOf(currentScope())),
-      binding: pgTargetOf(session?.client, runtime.databases),
-      kind: 'query',
-    });
-  } catch (err) {
-    internalErrorOccurred('drizzle construction', err);
-  }
-  return object;
-}
-
 /** Every query object reachable from an SQL tree: embedded builders, and SQL a builder produced. */
 function collectParts(node: unknown, outer: Trail, seen: Set<unknown>, depth: number): void {
   if (node === null || typeof node !== 'object' || seen.has(node) || depth > 64) return;
   seen.add(node);
   const part = trailOf(node) ?? sqlOwners.get(node);
-  if (part !== undefined && part !== outer && !outer.parts?.includes(part)) addPart(outer, part);
+  if (part !== undefined) embed(outer, part);
   const n = node as { queryChunks?: unknown[]; _?: { sql?: unknown }; value?: unknown };
   if (Array.isArray(n.queryChunks)) for (const chunk of n.queryChunks) collectParts(chunk, outer, seen, depth + 1);
   if (n._?.sql !== undefined) collectParts(n._.sql, outer, seen, depth + 1);
@@ -56,12 +41,13 @@ function collectParts(node: unknown, outer: Trail, seen: Set<unknown>, depth: nu
  * (so a `withReplicas` select shows the replica it was pinned to); parts found in the SQL tree being
  * compiled; the trail of the running query handed to the pg span.
  */
-export class DrizzleInstrumentation extends PrototypeInstrumentation<DrizzleInstrumentationConfig> {
+export class DrizzleInstrumentation extends QuerytrailInstrumentation<DrizzleInstrumentationConfig> {
   constructor(config: DrizzleInstrumentationConfig = {}) {
-    super('querytrail-drizzle', VERSION, config);
+    super(DRIZZLE, config);
   }
 
   protected override init() {
+    const constructs = (original: Method) => this.constructs(original);
     // every query class: the SQL it produces is traced back to it, and preparing it records its parts
     const queryClass = (target: ClassExports[string]) => {
       this.wrapMethod(target, 'getSQL', ownsSql);
@@ -92,7 +78,7 @@ export class DrizzleInstrumentation extends PrototypeInstrumentation<DrizzleInst
       }),
       this.patchFile(`drizzle-orm/pg-core/db.${ext}`, VERSIONS, (e: ClassExports) => {
         this.wrapMethod(e.PgDatabase, 'delete', constructs);
-        this.wrapMethod(e.PgDatabase, 'execute', executesRaw);
+        this.wrapMethod(e.PgDatabase, 'execute', (original) => this.executesRaw(original));
       }),
       this.patchFile(`drizzle-orm/pg-core/dialect.${ext}`, VERSIONS, (e: ClassExports) =>
         this.wrapMethod(e.PgDialect, 'sqlToQuery', compiles),
@@ -110,13 +96,33 @@ export class DrizzleInstrumentation extends PrototypeInstrumentation<DrizzleInst
       ]),
     ];
   }
-}
 
-/** A factory (on a builder or the database) that returns the finished query object; its session is where it will run. */
-function constructs(original: Method): Method {
-  return function construct(this: { session?: DrizzleBuilder['session'] }, ...args: unknown[]) {
-    return stamp(original.apply(this, args), this.session, construct);
-  };
+  private stamp<T>(object: T, session: DrizzleBuilder['session'], below: Function): T {
+    guarded('drizzle construction', () => {
+      const binding = pgTargetOf(session?.client, getRuntime().databases);
+      (object as DrizzleBuilder)[TRAIL] = this.startTrail(below, { binding });
+    });
+    return object;
+  }
+
+  /** A factory (on a builder or the database) that returns the finished query object; its session runs it. */
+  private constructs(original: Method): Method {
+    const instrumentation = this;
+    return function construct(this: { session?: DrizzleBuilder['session'] }, ...args: unknown[]) {
+      return instrumentation.stamp(original.apply(this, args), this.session, construct);
+    };
+  }
+
+  /** `db.execute(sql)` compiles and prepares at once: the raw query is built here. */
+  private executesRaw(original: Method): Method {
+    const instrumentation = this;
+    return function execute(this: { session?: DrizzleBuilder['session'] }, ...args: unknown[]) {
+      const trail = trailOf(instrumentation.stamp({}, this.session, execute));
+      const raw = withPreparing(trail, () => original.apply(this, args));
+      if (trail !== undefined && raw !== null && typeof raw === 'object') (raw as DrizzleBuilder)[TRAIL] = trail;
+      return raw;
+    };
+  }
 }
 
 function ownsSql(original: Method): Method {
@@ -147,30 +153,10 @@ function prepares(original: Method): Method {
   };
 }
 
-/** `db.execute(sql)` compiles and prepares at once: the raw query is built here. */
-function executesRaw(original: Method): Method {
-  return function execute(this: { session?: DrizzleBuilder['session'] }, ...args: unknown[]) {
-    let trail: Trail | undefined;
-    try {
-      trail = trailOf(stamp({}, this.session, execute));
-    } catch (err) {
-      internalErrorOccurred('drizzle execute', err);
-    }
-    const raw = withPreparing(trail, () => original.apply(this, args));
-    if (trail !== undefined && raw !== null && typeof raw === 'object') (raw as DrizzleBuilder)[TRAIL] = trail;
-    return raw;
-  };
-}
-
 function compiles(original: Method): Method {
   return function sqlToQuery(this: unknown, sql: unknown, ...rest: unknown[]) {
-    if (preparing !== undefined) {
-      try {
-        collectParts(sql, preparing, new Set(), 0);
-      } catch (err) {
-        internalErrorOccurred('drizzle parts', err);
-      }
-    }
+    const outer = preparing;
+    if (outer !== undefined) guarded('drizzle parts', () => collectParts(sql, outer, new Set(), 0));
     return original.call(this, sql, ...rest);
   };
 }
@@ -188,6 +174,6 @@ function runs(original: Method): Method {
   return function execute(this: DrizzleBuilder, ...args: unknown[]) {
     const trail = trailOf(this);
     if (trail === undefined) return original.apply(this, args);
-    return withExecutionOf(trail, () => original.apply(this, args));
+    return runAs(trail, () => original.apply(this, args));
   };
 }

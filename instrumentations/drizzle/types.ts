@@ -1,6 +1,6 @@
-import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+import type { QuerytrailInstrumentationConfig } from '../../src/config';
 
-export type DrizzleInstrumentationConfig = InstrumentationConfig;
+export type DrizzleInstrumentationConfig = QuerytrailInstrumentationConfig;
 
 /** A drizzle pg-core builder: its session holds the pg Pool or Client it will run on. */
 export interface DrizzleBuilder {

@@ -1,13 +1,13 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { DatabaseRef } from '../../src/database';
-import { internalErrorOccurred } from '../../src/guard';
+import { guarded } from '../../src/guard';
 import { getRuntime } from '../../src/runtime';
-import { currentScope, phaseOf } from '../../src/scope';
-import { addPart, createTrail, Trail, withExecutionOf } from '../../src/trail';
-import { VERSION } from '../../src/version';
-import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
+import { embed, runAs } from '../../src/seam';
+import type { LibraryProfile, Trail, TrailKind } from '../../src/trail';
+import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
 import type { KnexClient, KnexInstrumentationConfig, KnexQueryObject } from './types';
 
+const KNEX: LibraryProfile = { name: 'knex' };
 const TRAIL = Symbol('querytrail.knex.trail');
 const BINDING = Symbol('querytrail.knex.binding');
 const VERSIONS = ['>=3.0.0 <4'];
@@ -26,22 +26,6 @@ function trailOf(object: unknown): Trail | undefined {
   return (object as KnexQueryObject | undefined)?.[TRAIL] as Trail | undefined;
 }
 
-/** Gives a newly built query object its trail; never lets an error reach the app. */
-function stamp<T extends KnexQueryObject>(object: T, kind: string, below: Function, parent?: Trail): T {
-  try {
-    (object as KnexQueryObject)[TRAIL] = createTrail({
-      library: 'knex',
-      site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())),
-      binding: bindingOf(object.client),
-      parent,
-      kind,
-    });
-  } catch (err) {
-    internalErrorOccurred('knex construction', err);
-  }
-  return object;
-}
-
 /**
  * The query objects being compiled, outermost first. Compilation is synchronous, so a plain stack is
  * exact: every builder or raw compiled while an outer one compiles is one of its parts.
@@ -51,15 +35,13 @@ const compiling: Trail[] = [];
 function recordPart(part: Trail | undefined, object: KnexQueryObject): void {
   const outer = compiling[0];
   if (part === undefined || outer === undefined || part === compiling[compiling.length - 1]) return;
-  try {
-    if (outer.parts?.includes(part)) return;
-    addPart(outer, part);
+  guarded('knex part', () => {
+    embed(outer, part);
     // knex re-binds an embedded raw to the outer query's client, for good.
-    if (part.kind === 'raw fragment' && part.binding !== undefined && part.binding !== bindingOf(object.client))
+    if (part.kind === 'fragment' && part.binding !== undefined && part.binding !== bindingOf(object.client)) {
       part.rebound = true;
-  } catch (err) {
-    internalErrorOccurred('knex part', err);
-  }
+    }
+  });
 }
 
 function compileAsOuter(trail: Trail | undefined, compile: () => unknown): unknown {
@@ -78,17 +60,18 @@ function compileAsOuter(trail: Trail | undefined, compile: () => unknown): unkno
  * scope, bound to which database), the parts compiled into each query, and the trail of the query being
  * run handed to the pg span.
  */
-export class KnexInstrumentation extends PrototypeInstrumentation<KnexInstrumentationConfig> {
+export class KnexInstrumentation extends QuerytrailInstrumentation<KnexInstrumentationConfig> {
   constructor(config: KnexInstrumentationConfig = {}) {
-    super('querytrail-knex', VERSION, config);
+    super(KNEX, config);
   }
 
   protected override init() {
+    const constructs = this.constructs.bind(this);
     return [
       new InstrumentationNodeModuleDefinition('knex', VERSIONS, undefined, undefined, [
         this.patchFile('knex/lib/client.js', VERSIONS, (Client: ClassExports) => {
           this.wrapMethod(Client, 'queryBuilder', constructs('query'));
-          this.wrapMethod(Client, 'raw', constructs('raw fragment'));
+          this.wrapMethod(Client, 'raw', constructs('fragment'));
           this.wrapMethod(Client, 'queryCompiler', compilesPart);
         }),
         // The pg dialect overrides both instead of inheriting them.
@@ -97,31 +80,54 @@ export class KnexInstrumentation extends PrototypeInstrumentation<KnexInstrument
           this.wrapMethod(ClientPG, 'queryCompiler', compilesPart);
         }),
         this.patchFile('knex/lib/query/querybuilder.js', VERSIONS, (Builder: ClassExports) => {
-          this.wrapMethod(Builder, 'clone', clones);
+          this.wrapMethod(Builder, 'clone', (original) => this.clones(original));
           this.wrapMethod(Builder, 'toSQL', compilesOuter);
         }),
         this.patchFile('knex/lib/raw.js', VERSIONS, (Raw: ClassExports) => this.wrapMethod(Raw, 'toSQL', compilesRaw)),
         this.patchFile('knex/lib/execution/runner.js', VERSIONS, (Runner: ClassExports) => {
           this.wrapMethod(Runner, 'query', runs);
           // `.stream()` goes to the dialect's `_stream` (pg-query-stream), not through `query`
-          this.wrapMethod(Runner, 'stream', runs);
+          this.wrapMethod(Runner, 'stream', (original) => this.streams(original));
         }),
       ]),
     ];
   }
-}
 
-function constructs(kind: string) {
-  return (original: Method): Method =>
-    function construct(this: KnexClient, ...args: unknown[]) {
-      return stamp(original.apply(this, args), kind, construct);
+  /** Gives a newly built query object its trail. */
+  private stamp<T extends KnexQueryObject>(object: T, kind: TrailKind, below: Function, parent?: Trail): T {
+    guarded('knex construction', () => {
+      (object as KnexQueryObject)[TRAIL] = this.startTrail(below, { binding: bindingOf(object.client), parent, kind });
+    });
+    return object;
+  }
+
+  private constructs(kind: TrailKind) {
+    const instrumentation = this;
+    return (original: Method): Method =>
+      function construct(this: KnexClient, ...args: unknown[]) {
+        return instrumentation.stamp(original.apply(this, args), kind, construct);
+      };
+  }
+
+  /**
+   * `.stream()` submits its query from a promise callback, where no async frame leads back to the app:
+   * the line is taken here, where the app calls it.
+   */
+  private streams(original: Method): Method {
+    const instrumentation = this;
+    return function stream(this: { builder?: KnexQueryObject }, ...args: unknown[]) {
+      const trail = trailOf(this.builder);
+      if (trail === undefined) return original.apply(this, args);
+      return runAs(trail, () => original.apply(this, args), instrumentation.entrySite(stream));
     };
-}
+  }
 
-function clones(original: Method): Method {
-  return function clone(this: KnexQueryObject, ...args: unknown[]) {
-    return stamp(original.apply(this, args), 'query', clone, trailOf(this));
-  };
+  private clones(original: Method): Method {
+    const instrumentation = this;
+    return function clone(this: KnexQueryObject, ...args: unknown[]) {
+      return instrumentation.stamp(original.apply(this, args), 'query', clone, trailOf(this));
+    };
+  }
 }
 
 function compilesOuter(original: Method): Method {
@@ -151,10 +157,11 @@ function compilesPart(original: Method): Method {
   };
 }
 
+/** The app awaited the builder (or called `.stream()`): the runner sends its SQL after knex's own awaits. */
 function runs(original: Method): Method {
   return function run(this: { builder?: KnexQueryObject }, ...args: unknown[]) {
     const trail = trailOf(this.builder);
     if (trail === undefined) return original.apply(this, args);
-    return withExecutionOf(trail, () => original.apply(this, args));
+    return runAs(trail, () => original.apply(this, args));
   };
 }

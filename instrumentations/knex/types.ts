@@ -1,6 +1,6 @@
-import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+import type { QuerytrailInstrumentationConfig } from '../../src/config';
 
-export type KnexInstrumentationConfig = InstrumentationConfig;
+export type KnexInstrumentationConfig = QuerytrailInstrumentationConfig;
 
 /** The parts of a knex Client that querytrail reads. Transaction clients share `connectionSettings`. */
 export interface KnexClient {

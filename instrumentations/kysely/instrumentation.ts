@@ -1,14 +1,11 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
-import type { SiteRef } from '../../src/callsite';
 import type { DatabaseRef } from '../../src/database';
-import { internalErrorOccurred } from '../../src/guard';
+import { guarded } from '../../src/guard';
 import { getRuntime } from '../../src/runtime';
-import { currentScope, phaseOf } from '../../src/scope';
-import { analyzeStatement } from '../../src/statement';
-import { createTrail, Trail, withExecutionOf } from '../../src/trail';
-import { VERSION } from '../../src/version';
+import { runAs, TrailFacts } from '../../src/seam';
+import type { LibraryProfile, Trail } from '../../src/trail';
 import { pgTargetOf } from '../pg/target';
-import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
+import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
 import type {
   KyselyCompiledQuery,
   KyselyExecutor,
@@ -17,6 +14,7 @@ import type {
   KyselyPostgresDialectConfig,
 } from './types';
 
+const KYSELY: LibraryProfile = { name: 'kysely', primaryReadAdvice: 'read through the primary dialect' };
 const TRAIL = Symbol('querytrail.kysely.trail');
 const VERSIONS = ['>=0.28.0 <0.29'];
 
@@ -107,9 +105,9 @@ function visit(node: KyselyNode, parts: Trail[] | undefined, depth: number): Tra
  * tree as the query compiles; the trail handed to the pg span while the executor runs it — so where
  * kysely-replication sent it is reported by the connection, truthfully.
  */
-export class KyselyInstrumentation extends PrototypeInstrumentation<KyselyInstrumentationConfig> {
+export class KyselyInstrumentation extends QuerytrailInstrumentation<KyselyInstrumentationConfig> {
   constructor(config: KyselyInstrumentationConfig = {}) {
-    super('querytrail-kysely', VERSION, config);
+    super(KYSELY, config);
   }
 
   protected override init() {
@@ -119,10 +117,12 @@ export class KyselyInstrumentation extends PrototypeInstrumentation<KyselyInstru
       ),
       this.patchFile(`kysely/dist/${format}/query-creator.js`, VERSIONS, (e: ClassExports) => {
         for (const name of ROOT_BUILDERS)
-          this.wrapMethod(e.QueryCreator, name, (original) => creates(original, 'query'));
+          this.wrapMethod(e.QueryCreator, name, (original) => this.creates(original, {}));
       }),
       this.patchFile(`kysely/dist/${format}/raw-builder/sql.js`, VERSIONS, (e: ClassExports) =>
-        this.replaceExport(e, 'sql', (original: Method) => Object.assign(creates(original, 'raw query'), original)),
+        this.replaceExport(e, 'sql', (original: Method) =>
+          Object.assign(this.creates(original, { kind: 'fragment', label: 'raw query' }), original),
+        ),
       ),
       this.patchFile(`kysely/dist/${format}/dialect/postgres/postgres-dialect.js`, VERSIONS, (e: ClassExports) =>
         this.replaceExport(e, 'PostgresDialect', keepsPool),
@@ -140,6 +140,20 @@ export class KyselyInstrumentation extends PrototypeInstrumentation<KyselyInstru
       ]),
     ];
   }
+
+  /** A QueryCreator method or the `sql` tag: the trail the next `createQueryId()` takes. */
+  private creates(original: Method, facts: TrailFacts): Method {
+    const instrumentation = this;
+    return function create(this: unknown, ...args: unknown[]) {
+      const previous = creating;
+      creating = guarded('kysely construction', () => instrumentation.startTrail(create, facts));
+      try {
+        return original.apply(this, args);
+      } finally {
+        creating = previous;
+      }
+    };
+  }
 }
 
 function takesCreatingTrail(original: () => object) {
@@ -150,26 +164,6 @@ function takesCreatingTrail(original: () => object) {
       creating = undefined;
     }
     return queryId;
-  };
-}
-
-function creates(original: Method, kind: string): Method {
-  return function create(this: unknown, ...args: unknown[]) {
-    const previous = creating;
-    try {
-      creating = createTrail({
-        library: 'kysely',
-        site: getRuntime().sites.constructionSite(create, phaseOf(currentScope())),
-        kind,
-      });
-    } catch (err) {
-      internalErrorOccurred('kysely construction', err);
-    }
-    try {
-      return original.apply(this, args);
-    } finally {
-      creating = previous;
-    }
   };
 }
 
@@ -184,12 +178,10 @@ function keepsPool(Original: new (config: KyselyPostgresDialectConfig) => { crea
 
     override createAdapter(): object {
       const adapter = super.createAdapter();
-      try {
-        // A pool given as a function is created at the first query: such instances stay unbound.
-        adapterBindings.set(adapter, pgTargetOf(pools.get(this), getRuntime().databases));
-      } catch (err) {
-        internalErrorOccurred('kysely binding', err);
-      }
+      // A pool given as a function is created at the first query: such instances stay unbound.
+      guarded('kysely binding', () =>
+        adapterBindings.set(adapter, pgTargetOf(pools.get(this), getRuntime().databases)),
+      );
       return adapter;
     }
   };
@@ -203,14 +195,11 @@ function transforms(original: Method): Method {
   return function transformQuery(this: KyselyExecutor, node: KyselyNode, queryId: unknown, ...rest: unknown[]) {
     const trail = trailOf(queryId);
     if (trail === undefined) return original.call(this, node, queryId, ...rest);
-    let parts: Trail[] | undefined;
-    try {
+    const parts = guarded('kysely parts', () => {
       // raw `sql` is bound to nothing: it runs on whichever instance executes it
       if (trail.binding === undefined && node.kind !== 'RawNode') trail.binding = bindingOf(this);
-      parts = partsIn(node, undefined, 0);
-    } catch (err) {
-      internalErrorOccurred('kysely parts', err);
-    }
+      return partsIn(node, undefined, 0);
+    });
     const transformed = original.call(this, node, queryId, ...rest);
     // this compilation's parts: a chain shares the root's trail, and may be compiled with other parts elsewhere
     if (transformed !== null && typeof transformed === 'object')
@@ -225,25 +214,11 @@ function executionTrailOf(compiledQuery: KyselyCompiledQuery | undefined): Trail
     : (nodeTrails.get(compiledQuery.query) ?? trailOf(compiledQuery.queryId));
 }
 
-/** Called synchronously from the app's `.execute()`: the last moment its frame is on the stack. */
-function executionSiteOf(compiledQuery: KyselyCompiledQuery, below: Function): SiteRef | undefined {
-  try {
-    return getRuntime().sites.executionSite(analyzeStatement(compiledQuery.sql, 'postgresql').text, below);
-  } catch (err) {
-    internalErrorOccurred('kysely execution site', err);
-    return undefined;
-  }
-}
-
 function runs(original: Method): Method {
   return function executeQuery(this: unknown, compiledQuery: KyselyCompiledQuery, ...rest: unknown[]) {
     const trail = executionTrailOf(compiledQuery);
     if (trail === undefined) return original.call(this, compiledQuery, ...rest);
-    return withExecutionOf(
-      trail,
-      () => original.call(this, compiledQuery, ...rest),
-      executionSiteOf(compiledQuery, executeQuery),
-    );
+    return runAs(trail, () => original.call(this, compiledQuery, ...rest));
   };
 }
 
@@ -253,10 +228,9 @@ function streams(original: Method): Method {
     const iterator = original.call(this, compiledQuery, ...rest) as AsyncGenerator<unknown>;
     const trail = executionTrailOf(compiledQuery);
     if (trail === undefined) return iterator;
-    const site = executionSiteOf(compiledQuery, stream);
     const inTrail: AsyncGenerator<unknown> = {
-      next: (...args) => withExecutionOf(trail, () => iterator.next(...args), site),
-      return: (value) => withExecutionOf(trail, () => iterator.return(value), site),
+      next: (...args) => runAs(trail, () => iterator.next(...args)),
+      return: (value) => runAs(trail, () => iterator.return(value)),
       throw: (error) => iterator.throw(error),
       [Symbol.asyncIterator]: () => inTrail,
     };

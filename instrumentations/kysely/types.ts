@@ -1,6 +1,6 @@
-import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+import type { QuerytrailInstrumentationConfig } from '../../src/config';
 
-export type KyselyInstrumentationConfig = InstrumentationConfig;
+export type KyselyInstrumentationConfig = QuerytrailInstrumentationConfig;
 
 /**
  * A kysely query executor. Builders, the dialect, the driver and the executor keep their state in

@@ -1,12 +1,15 @@
 import { context, createContextKey, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { InstrumentationBase, InstrumentationNodeModuleDefinition, isWrapped } from '@opentelemetry/instrumentation';
 import type { SiteRef } from '../../src/callsite';
+import type { CapturePolicy } from '../../src/config';
+import { executionSite } from '../../src/execution-site';
 import { guarded, internalErrorOccurred } from '../../src/guard';
-import { QueryTracker, TrackedQuery } from '../../src/query-tracker';
+import type { TrackedQuery, QueryTracker } from '../../src/query-tracker';
 import { getRuntime } from '../../src/runtime';
+import { currentScope } from '../../src/scope';
+import { currentExecution } from '../../src/seam';
 import { analyzeStatement, StatementInfo } from '../../src/statement';
-import { executingSite, executingTrail } from '../../src/trail';
-import { VERSION } from '../../src/version';
+import type { LibraryProfile } from '../../src/trail';
+import { QuerytrailInstrumentation } from '../querytrail-instrumentation';
 import { serverFactsOf, watchServerRole } from './server-role';
 import type { PgCallback, PgClient, PgInstrumentationConfig, PgSubmittable } from './types';
 
@@ -15,6 +18,9 @@ interface PoolQuery {
   text: string;
   statement: StatementInfo;
   site: SiteRef | undefined;
+  /** Promise-style: the span ends in a reaction to the pool's promise, in the app's awaiting chain. */
+  query?: TrackedQuery;
+  settlesOnPromise: boolean;
 }
 const POOL_QUERY = createContextKey('querytrail.pg.pool-query');
 const SQLSTATE = /^[0-9A-Z]{5}$/;
@@ -22,6 +28,10 @@ const SQLSTATE = /^[0-9A-Z]{5}$/;
 function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && SQLSTATE.test(code) ? code : undefined;
+}
+
+function isThenable(value: unknown): value is Promise<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as Promise<unknown>).then === 'function';
 }
 
 function textOf(config: unknown): string | undefined {
@@ -36,97 +46,82 @@ function valuesOf(config: unknown, values: unknown): readonly unknown[] | undefi
   return c?.values ?? c?.cursor?.values;
 }
 
+const PG: LibraryProfile = { name: 'pg' };
+
 /**
  * node-postgres (pg, pg-pool, pg-cursor, pg-query-stream): one CLIENT span per query, where it ran
  * according to the server itself, and the execution site of the app's call.
  */
-export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConfig> {
-  private tracker: QueryTracker | undefined;
-
+export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentationConfig> {
   constructor(config: PgInstrumentationConfig = {}) {
-    super('querytrail-pg', VERSION, config);
+    super(PG, config);
+  }
+
+  protected override defaults(): Partial<PgInstrumentationConfig> {
+    const { capture, connectSpans, recordParameters } = getRuntime().config;
+    return { capture, connectSpans, recordParameters };
   }
 
   protected override init() {
     return [
-      new InstrumentationNodeModuleDefinition(
-        'pg',
-        ['>=8.0.0 <9'],
-        (pg: { Client: { prototype: Record<string, Function> } }) => {
-          const proto = pg.Client.prototype;
-          if (isWrapped(proto.query)) this._unwrap(proto, 'query');
-          if (isWrapped(proto.connect)) this._unwrap(proto, 'connect');
-          // The role probe must use pg's own query: it is querytrail's, not the app's, and gets no span.
-          const unpatchedQuery = proto.query as QueryFn;
-          this._wrap(proto, 'query', (original) => this.patchClientQuery(original as QueryFn));
-          this._wrap(proto, 'connect', (original) => this.patchClientConnect(original as ConnectFn, unpatchedQuery));
-          return pg;
-        },
-        (pg: { Client: { prototype: object } } | undefined) => {
-          if (pg === undefined) return;
-          this._unwrap(pg.Client.prototype, 'query' as never);
-          this._unwrap(pg.Client.prototype, 'connect' as never);
-        },
-      ),
-      new InstrumentationNodeModuleDefinition(
-        'pg-pool',
-        ['>=3.0.0 <4'],
-        (Pool: { prototype: Record<string, Function> }) => {
-          if (isWrapped(Pool.prototype.query)) this._unwrap(Pool.prototype, 'query');
-          if (isWrapped(Pool.prototype.connect)) this._unwrap(Pool.prototype, 'connect');
-          this._wrap(Pool.prototype, 'query', (original) => this.patchPoolQuery(original as QueryFn));
-          this._wrap(Pool.prototype, 'connect', (original) =>
-            patchPoolConnect(original as (cb?: PgCallback) => unknown),
-          );
-          return Pool;
-        },
-        (Pool: { prototype: object } | undefined) => {
-          if (Pool === undefined) return;
-          this._unwrap(Pool.prototype, 'query' as never);
-          this._unwrap(Pool.prototype, 'connect' as never);
-        },
-      ),
+      this.patchModule('pg', ['>=8.0.0 <9'], (pg) => {
+        // The role probe must use pg's own query: it is querytrail's, not the app's, and gets no span.
+        const unpatchedQuery = pg.Client?.prototype.query as QueryFn;
+        this.wrapMethod(pg.Client, 'query', (original) => this.patchClientQuery(original as QueryFn));
+        this.wrapMethod(pg.Client, 'connect', (original) =>
+          this.patchClientConnect(original as ConnectFn, unpatchedQuery),
+        );
+      }),
+      this.patchModule('pg-pool', ['>=3.0.0 <4'], (Pool) => {
+        this.wrapMethod(Pool, 'query', (original) => this.patchPoolQuery(original as QueryFn));
+        this.wrapMethod(Pool, 'connect', (original) => patchPoolConnect(original as (cb?: PgCallback) => unknown));
+      }),
     ];
   }
 
-  // InstrumentationBase calls this from its constructor, before this class's fields exist.
-  protected override _updateMetricInstruments(): void {
-    this.tracker?.createInstruments(this.meter);
-  }
-
-  private getTracker(): QueryTracker {
-    if (this.tracker === undefined) {
-      this.tracker = new QueryTracker(() => this.tracer, getRuntime());
-      this.tracker.createInstruments(this.meter);
-    }
-    return this.tracker;
-  }
-
-  /** pool.query hops through pool.connect's callback: take the site now, while the app is on the stack. */
+  /**
+   * pool.query hops through pool.connect's callback: take the site now, while the app is on the stack. When
+   * the app awaits the pool's promise, the span ends in a reaction to it, in the app's awaiting chain.
+   */
   private patchPoolQuery(original: QueryFn): QueryFn {
-    return function poolQuery(this: unknown, config: unknown, ...rest: unknown[]) {
-      let pending: PoolQuery | undefined;
-      try {
+    const instrumentation = this;
+    return function poolQuery(this: unknown, ...args: unknown[]) {
+      const [config] = args;
+      const pending = guarded('pg pool.query', (): PoolQuery | undefined => {
         const text = textOf(config);
-        if (text !== undefined) {
-          const statement = analyzeStatement(text, 'postgresql');
-          // An ORM calling pool.query after its own awaits (prisma's adapter, drizzle) has no app frame left but
-          // V8's async frames, which may name a caller's `await`: the site the ORM took, if it took one, is better.
-          const site = executingSite() ?? getRuntime().sites.executionSite(statement.text, poolQuery);
-          pending = { text, statement, site };
-        }
-      } catch (err) {
-        internalErrorOccurred('pg pool.query', err);
-      }
-      if (pending === undefined) return original.call(this, config, ...rest);
-      return context.with(context.active().setValue(POOL_QUERY, pending), () => original.call(this, config, ...rest));
+        if (text === undefined) return undefined;
+        const statement = analyzeStatement(text, 'postgresql');
+        const policy = instrumentation.capturePolicy();
+        const site = executionSite(currentExecution(), statement.text, poolQuery, policy, getRuntime().sites);
+        return { text, statement, site, settlesOnPromise: !args.some((arg) => typeof arg === 'function') };
+      });
+      if (pending === undefined) return original.apply(this, args as never);
+      const result = context.with(context.active().setValue(POOL_QUERY, pending), () =>
+        original.apply(this, args as never),
+      );
+      if (!pending.settlesOnPromise || !isThenable(result)) return result;
+      const tracker = getRuntime().tracker;
+      return result.then(
+        function succeeded(res) {
+          if (pending.query) tracker.finish(pending.query, undefined, undefined, succeeded);
+          return res;
+        },
+        function failed(err) {
+          if (pending.query) tracker.finish(pending.query, err, sqlState(err), failed);
+          throw err;
+        },
+      );
     };
+  }
+
+  private capturePolicy(): CapturePolicy {
+    return this.getConfig().capture ?? 'auto';
   }
 
   private patchClientQuery(original: QueryFn): QueryFn {
     const instrumentation = this;
-    return function clientQuery(this: PgClient, config: unknown, values?: unknown, callback?: unknown) {
-      const args = arguments;
+    return function clientQuery(this: PgClient, ...args: unknown[]) {
+      const [config, values, callback] = args;
       let started: ReturnType<PgInstrumentation['startQuery']>;
       try {
         started = instrumentation.startQuery(this, config, values, clientQuery);
@@ -135,7 +130,7 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
       }
       if (started === undefined) return original.apply(this, args as never);
       const { query, rejection } = started;
-      const tracker = instrumentation.getTracker();
+      const tracker = getRuntime().tracker;
       const cb = (typeof values === 'function' ? values : callback) as PgCallback | undefined;
       const submittable =
         config !== null && typeof (config as PgSubmittable).submit === 'function'
@@ -160,8 +155,11 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
         return original.apply(this, args as never);
       }
       if (cb) {
+        const pooled = started.pooled;
         const wrapped = function (this: unknown, err: unknown, res: unknown) {
-          tracker.finish(query, err ?? undefined, sqlState(err));
+          // a promise-style pool.query ends the span in its own promise's reaction
+          if (pooled?.settlesOnPromise) pooled.query = query;
+          else tracker.finish(query, err ?? undefined, sqlState(err));
           return cb.call(this, err, res);
         };
         return typeof values === 'function'
@@ -177,44 +175,50 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
       }
       if (result === undefined || typeof (result as Promise<unknown>).then !== 'function') return result;
       return (result as Promise<unknown>).then(
-        (res) => {
-          tracker.finish(query);
+        function succeeded(res) {
+          tracker.finish(query, undefined, undefined, succeeded);
           return res;
         },
-        (err) => {
-          tracker.finish(query, err, sqlState(err));
+        function failed(err) {
+          tracker.finish(query, err, sqlState(err), failed);
           throw err;
         },
       );
     };
   }
 
+  /** Everything the tracker needs, read here once: context, scope, the ORM's trail, the execution site. */
   private startQuery(
     client: PgClient,
     config: unknown,
     values: unknown,
     below: Function,
-  ): { query: TrackedQuery; rejection?: Error } | undefined {
+  ): { query: TrackedQuery; rejection?: Error; pooled?: PoolQuery } | undefined {
     const text = textOf(config);
     if (text === undefined) return undefined;
     const runtime = getRuntime();
     const ctx = context.active();
+    const execution = currentExecution(ctx);
     const pending = ctx.getValue(POOL_QUERY) as PoolQuery | undefined;
     const fromPool = pending !== undefined && pending.text === text;
     const statement = fromPool ? pending.statement : analyzeStatement(text, 'postgresql');
-    // An ORM runs its queries after its own awaits: no application frame is left to capture here.
-    const site = fromPool
-      ? pending.site
-      : executingTrail(ctx) === undefined
-        ? runtime.sites.executionSite(statement.text, below)
-        : executingSite(ctx);
-    return this.getTracker().start({
-      library: 'pg',
+    const options = this.getConfig();
+    const started = runtime.tracker.start({
+      tracer: this.tracer,
+      driver: PG,
+      ctx,
+      scope: currentScope(ctx),
+      trail: execution?.trail,
+      site: fromPool
+        ? pending.site
+        : executionSite(execution, statement.text, below, this.capturePolicy(), runtime.sites),
       statement,
       server: serverFactsOf(client, runtime.databases),
-      site,
       parameters: valuesOf(config, values),
+      recordParameters: options.recordParameters === true,
+      capture: this.capturePolicy(),
     });
+    return fromPool ? { ...started, pooled: pending } : started;
   }
 
   private patchClientConnect(original: ConnectFn, query: QueryFn): ConnectFn {
@@ -222,7 +226,7 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
     return function clientConnect(this: PgClient, callback?: PgCallback) {
       const runtime = getRuntime();
       guarded('pg connect', () => watchServerRole(this, runtime.databases, (sql, cb) => query.call(this, sql, cb)));
-      if (!runtime.config.connectSpans) return original.call(this, callback);
+      if (!instrumentation.getConfig().connectSpans) return original.call(this, callback);
       const facts = serverFactsOf(this, runtime.databases);
       const span = instrumentation.tracer.startSpan('connect', {
         kind: SpanKind.CLIENT,
@@ -249,7 +253,7 @@ export class PgInstrumentation extends InstrumentationBase<PgInstrumentationConf
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- pg's Client and Pool both
+// pg's Client and Pool both
 type QueryFn = (this: any, config: unknown, values?: unknown, callback?: unknown) => unknown;
 type ConnectFn = (this: PgClient, callback?: PgCallback) => unknown;
 

@@ -2,11 +2,19 @@ import type { DatabaseRef, DatabaseRegistry } from '../../src/database';
 
 const TARGET = Symbol('querytrail.pg.target');
 
+/** What pg connects with: a Pool's options, an ORM's settings for pg. */
+export interface PgSettings {
+  host?: string;
+  port?: number | string;
+  database?: string;
+  connectionString?: string;
+}
+
 /** A pg.Pool (options) or pg.Client (connectionParameters), as ORMs hold them. */
 interface PgEndpoint {
   [TARGET]?: DatabaseRef;
   connectionParameters?: { host?: string; port?: number | string; database?: string };
-  options?: { host?: string; port?: number | string; database?: string; connectionString?: string };
+  options?: PgSettings;
 }
 
 /**
@@ -32,7 +40,11 @@ function targetOf(endpoint: PgEndpoint, databases: DatabaseRegistry): DatabaseRe
       connectionParameters.port,
       connectionParameters.database,
     );
-  if (options === undefined) return undefined;
+  return options === undefined ? undefined : pgTargetOfSettings(options, databases);
+}
+
+/** The database pg settings point at, with pg's own defaults for what they leave out. */
+export function pgTargetOfSettings(options: PgSettings, databases: DatabaseRegistry): DatabaseRef | undefined {
   if (options.connectionString) {
     try {
       const url = new URL(options.connectionString);

@@ -1,6 +1,17 @@
-import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+import type { QuerytrailInstrumentationConfig } from '../../src/config';
 
-export type PgInstrumentationConfig = InstrumentationConfig;
+export interface PgInstrumentationConfig extends QuerytrailInstrumentationConfig {
+  /**
+   * A span for every new connection.
+   * @default QUERYTRAIL_CONNECT_SPANS, else false
+   */
+  connectSpans?: boolean;
+  /**
+   * Record parameter values as `db.query.parameter.<index>` (they can be personal data).
+   * @default QUERYTRAIL_RECORD_PARAMETERS, else false
+   */
+  recordParameters?: boolean;
+}
 
 /** The parts of pg's Client that querytrail reads; pg's own types are not a runtime dependency. */
 export interface PgClient {

@@ -1,6 +1,6 @@
-import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+import type { QuerytrailInstrumentationConfig } from '../../src/config';
 
-export type PrismaInstrumentationConfig = InstrumentationConfig;
+export type PrismaInstrumentationConfig = QuerytrailInstrumentationConfig;
 
 /** `new PrismaPg(poolOrConfig)`: the driver adapter factory a client is given. */
 export interface PrismaPgFactory {

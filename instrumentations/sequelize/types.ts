@@ -1,6 +1,6 @@
-import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+import type { QuerytrailInstrumentationConfig } from '../../src/config';
 
-export type SequelizeInstrumentationConfig = InstrumentationConfig;
+export type SequelizeInstrumentationConfig = QuerytrailInstrumentationConfig;
 
 export interface SequelizeEndpoint {
   host?: string;

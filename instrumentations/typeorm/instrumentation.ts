@@ -1,14 +1,12 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
-import type { SiteRef } from '../../src/callsite';
-import type { DatabaseRef } from '../../src/database';
-import { internalErrorOccurred } from '../../src/guard';
-import type { ResultReuseReporter } from '../../src/result-reuse';
+import { guarded } from '../../src/guard';
+import { runEagerly } from '../../src/memoised-results';
 import { getRuntime } from '../../src/runtime';
-import { currentScope, phaseOf } from '../../src/scope';
-import { createTrail, executingTrail, Trail, withExecutionOf } from '../../src/trail';
-import { VERSION } from '../../src/version';
-import { pgTargetOf } from '../pg/target';
-import { ClassExports, Method, PrototypeInstrumentation } from '../prototype-instrumentation';
+import { continueAs, currentExecution, runAs, runningCall, throughPool } from '../../src/seam';
+import type { LibraryProfile, Trail, TrailKind } from '../../src/trail';
+import { pgTargetOfSettings } from '../pg/target';
+import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
+import { ReplicatedBindings, replicatedBindings } from '../replication';
 import type {
   TypeormCredentials,
   TypeormDataSource,
@@ -19,6 +17,10 @@ import type {
   TypeormQueryRunner,
 } from './types';
 
+const TYPEORM: LibraryProfile = {
+  name: 'typeorm',
+  primaryReadAdvice: "read through `dataSource.createQueryRunner('master')`, or in the transaction",
+};
 const VERSIONS = ['>=1.0.0 <2'];
 const TRAIL = Symbol('querytrail.typeorm.trail');
 const PARTS = Symbol('querytrail.typeorm.parts');
@@ -83,47 +85,21 @@ const EMBEDDING_METHODS: Record<string, string[]> = {
   SelectQueryBuilder: ['select', 'addSelect', 'join'],
 };
 
-interface Bindings {
-  master: DatabaseRef | undefined;
-  /** With one slave, its ref; with several, typeorm picks one at random per connection: left to the connection. */
-  slave: DatabaseRef | undefined;
-  replicated: boolean;
-}
-
 /** Where a postgres DataSource's pools point, as configured: typeorm gives each pool its member's settings only. */
-function bindingsOf(dataSource: TypeormDataSource | undefined): Bindings | undefined {
+function bindingsOf(dataSource: TypeormDataSource | undefined): ReplicatedBindings | undefined {
   if (dataSource === undefined || dataSource.options?.type !== 'postgres') return undefined;
-  let bindings = dataSource[BINDINGS] as Bindings | undefined;
+  let bindings = dataSource[BINDINGS] as ReplicatedBindings | undefined;
   if (bindings !== undefined) return bindings;
   const { options } = dataSource;
   const databases = getRuntime().databases;
-  const refOf = (c: TypeormCredentials = {}) =>
-    pgTargetOf({ options: { host: c.host, port: c.port, database: c.database, connectionString: c.url } }, databases);
-  const slaves = options.replication?.slaves ?? [];
-  bindings = {
-    master: refOf(options.replication?.master ?? options),
-    slave: slaves.length === 1 ? refOf(slaves[0]) : undefined,
-    replicated: slaves.length > 0,
-  };
+  bindings = replicatedBindings<TypeormCredentials>(
+    options.replication?.master ?? options,
+    options.replication?.slaves,
+    (c = {}) =>
+      pgTargetOfSettings({ host: c.host, port: c.port, database: c.database, connectionString: c.url }, databases),
+  );
   dataSource[BINDINGS] = bindings;
   return bindings;
-}
-
-/** The call already running — a manager call, a builder's execution — owns the builders typeorm makes for it. */
-function runningCall(): Trail | undefined {
-  const running = executingTrail();
-  return running?.library === 'typeorm' && running.kind !== 'transaction' ? running : undefined;
-}
-
-function newTrail(dataSource: TypeormDataSource | undefined, kind: string, below: Function): Trail | undefined {
-  const bindings = bindingsOf(dataSource);
-  if (bindings === undefined) return undefined;
-  return createTrail({
-    library: 'typeorm',
-    site: getRuntime().sites.constructionSite(below, phaseOf(currentScope())),
-    binding: bindings.master,
-    kind,
-  });
 }
 
 /**
@@ -155,9 +131,9 @@ function recordPart(outer: TypeormExpressionMap, inner: TypeormExpressionMap): v
  * builders of another DataSource compiled into a query recorded as its parts; each query's pool
  * (`master`/`slave`) from the query runner that sends it. Where it really ran is the pg layer's word.
  */
-export class TypeormInstrumentation extends PrototypeInstrumentation<TypeormInstrumentationConfig> {
+export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormInstrumentationConfig> {
   constructor(config: TypeormInstrumentationConfig = {}) {
-    super('querytrail-typeorm', VERSION, config);
+    super(TYPEORM, config);
   }
 
   protected override init() {
@@ -165,7 +141,7 @@ export class TypeormInstrumentation extends PrototypeInstrumentation<TypeormInst
       this.patchFile(`typeorm/query-builder/${name}.js`, VERSIONS, (exports: ClassExports) => {
         const Builder = exports[name];
         for (const method of BUILDER_RUNS[name] ?? [])
-          this.wrapMethod(Builder, method, (original) => runs(original, this.reuse));
+          this.wrapMethod(Builder, method, (original) => this.runs(original));
         for (const method of EMBEDDING_METHODS[name] ?? []) this.wrapMethod(Builder, method, embeds);
         // every builder type compiles its own SQL: a getQuery called while another builder embeds makes a part
         this.wrapMethod(Builder, 'getQuery', compiles);
@@ -176,50 +152,114 @@ export class TypeormInstrumentation extends PrototypeInstrumentation<TypeormInst
         this.patchFile('typeorm/query-builder/QueryExpressionMap.js', VERSIONS, (exports: ClassExports) => {
           // on the original class, before the export becomes a subclass of it
           this.wrapMethod(exports.QueryExpressionMap, 'clone', keepsTrail);
-          this.replaceExport(exports, 'QueryExpressionMap', stampsTrail);
+          this.replaceExport(exports, 'QueryExpressionMap', (Original) => this.stampsTrail(Original));
         }),
         ...builderFiles,
         this.patchFile('typeorm/entity-manager/EntityManager.js', VERSIONS, (exports: ClassExports) => {
-          for (const name of MANAGER_CALLS)
-            this.wrapMethod(exports.EntityManager, name, (original) => callsManager(original, 'query', this.reuse));
+          for (const name of MANAGER_CALLS) {
+            this.wrapMethod(exports.EntityManager, name, (original) => this.callsManager(original, 'query'));
+          }
           this.wrapMethod(exports.EntityManager, 'transaction', (original) =>
-            callsManager(original, 'transaction', this.reuse),
+            this.callsManager(original, 'transaction'),
           );
         }),
         this.patchFile('typeorm/driver/postgres/PostgresQueryRunner.js', VERSIONS, (exports: ClassExports) => {
-          this.wrapMethod(exports.PostgresQueryRunner, 'query', sends);
-          this.wrapMethod(exports.PostgresQueryRunner, 'stream', sends);
+          this.wrapMethod(exports.PostgresQueryRunner, 'query', (original) => this.sends(original));
+          this.wrapMethod(exports.PostgresQueryRunner, 'stream', (original) => this.sends(original));
         }),
       ]),
     ];
   }
-}
 
-/** Every builder makes its expression map first: a new builder's trail starts here. */
-function stampsTrail(Original: new (dataSource: TypeormDataSource) => TypeormExpressionMap) {
-  return class QueryExpressionMap extends Original {
-    constructor(dataSource: TypeormDataSource) {
-      super(dataSource);
-      try {
-        const trail = runningCall() ?? newTrail(dataSource, 'query', QueryExpressionMap);
+  private newTrail(dataSource: TypeormDataSource | undefined, kind: TrailKind, below: Function): Trail | undefined {
+    const bindings = bindingsOf(dataSource);
+    return bindings === undefined ? undefined : this.startTrail(below, { binding: bindings.primary, kind });
+  }
+
+  /** Every builder makes its expression map first: a new builder's trail starts here. */
+  private stampsTrail(Original: new (dataSource: TypeormDataSource) => TypeormExpressionMap) {
+    const instrumentation = this;
+    return class QueryExpressionMap extends Original {
+      constructor(dataSource: TypeormDataSource) {
+        super(dataSource);
+        const trail = guarded(
+          'typeorm construction',
+          () => runningCall(TYPEORM) ?? instrumentation.newTrail(dataSource, 'query', QueryExpressionMap),
+        );
         if (trail !== undefined) this[TRAIL] = trail;
-      } catch (err) {
-        internalErrorOccurred('typeorm construction', err);
       }
-    }
-  };
+    };
+  }
+
+  /** A manager or repository call: one trail for every builder and query it makes, after its own awaits. */
+  private callsManager(original: Method, kind: TrailKind): Method {
+    const instrumentation = this;
+    return function managerCall(this: TypeormEntityManager, ...args: unknown[]) {
+      const trail = guarded('typeorm call', () =>
+        kind === 'transaction' || runningCall(TYPEORM) === undefined
+          ? instrumentation.newTrail(this.dataSource, kind, managerCall)
+          : undefined,
+      );
+      if (trail === undefined) return original.apply(this, args);
+      return runEagerly(trail, () => original.apply(this, args));
+    };
+  }
+
+  /**
+   * The query runner sends SQL on a connection from its mode's pool: the query's pool and binding, on a
+   * copy (one call may read and write through different runners). A raw `query()` starts its own trail.
+   */
+  private sends(original: Method): Method {
+    const instrumentation = this;
+    return function query(this: TypeormQueryRunner, ...args: unknown[]) {
+      let ownCall = false;
+      const trail = guarded('typeorm query', () => {
+        const bindings = bindingsOf(this.dataSource);
+        if (bindings === undefined) return undefined;
+        let call = currentExecution()?.trail;
+        if (call?.library !== TYPEORM) {
+          ownCall = true;
+          call = instrumentation.newTrail(this.dataSource, 'query', query);
+        }
+        if (call === undefined || !bindings.replicated) return call;
+        return throughPool(call, this.mode, this.mode === 'slave' ? bindings.replica : bindings.primary);
+      });
+      if (trail === undefined) return original.apply(this, args);
+      if (ownCall) return runAs(trail, () => original.apply(this, args), 'construction');
+      return continueAs(trail, () => original.apply(this, args));
+    };
+  }
+
+  /**
+   * The app runs a builder (`getMany()`, `execute()`): its trail, with the parts compiled into it, goes to
+   * the query runner. The app calls this synchronously, often without awaiting it on the same line (an
+   * async function returning the promise): the line is taken here. Run at init, its promise is watched.
+   */
+  private runs(original: Method): Method {
+    const instrumentation = this;
+    return function run(this: TypeormQueryBuilder, ...args: unknown[]) {
+      const trail = guarded('typeorm execution', () => {
+        const map = this.expressionMap;
+        const built = map?.[TRAIL] as Trail | undefined;
+        // CTEs compile when the query does, after this: the execution shares the builder's list of parts
+        return built === undefined ? undefined : { ...built, parts: (map[PARTS] ??= []) as Trail[] };
+      });
+      if (trail === undefined) return original.apply(this, args);
+      // a builder typeorm runs for a manager call belongs to that call, which knows its line
+      const from = runningCall(TYPEORM) === undefined ? instrumentation.entrySite(run) : 'await';
+      return runEagerly(trail, () => original.apply(this, args), from);
+    };
+  }
 }
 
 /** A clone (`.clone()`, or a builder turned into another type) is the same query object, derived: same trail and parts. */
 function keepsTrail(original: Method): Method {
   return function clone(this: TypeormExpressionMap, ...args: unknown[]) {
     const map = original.apply(this, args) as TypeormExpressionMap;
-    try {
+    guarded('typeorm clone', () => {
       if (this[TRAIL] !== undefined) map[TRAIL] = this[TRAIL];
       if (this[PARTS] !== undefined) map[PARTS] = (this[PARTS] as Trail[]).slice();
-    } catch (err) {
-      internalErrorOccurred('typeorm clone', err);
-    }
+    });
     return map;
   };
 }
@@ -234,7 +274,7 @@ function embeddingWhile(map: TypeormExpressionMap, original: Method, self: unkno
 }
 
 function embeds(original: Method): Method {
-  return function embedding_(this: TypeormQueryBuilder, ...args: unknown[]) {
+  return function embedsBuilder(this: TypeormQueryBuilder, ...args: unknown[]) {
     return embeddingWhile(this.expressionMap, original, this, args);
   };
 }
@@ -243,91 +283,9 @@ function compiles(original: Method): Method {
   return function getQuery(this: TypeormQueryBuilder, ...args: unknown[]) {
     const map = this.expressionMap;
     const outer = embedding[embedding.length - 1];
-    try {
-      if (outer !== undefined && outer !== map && map !== undefined) recordPart(outer, map);
-    } catch (err) {
-      internalErrorOccurred('typeorm part', err);
-    }
+    if (outer !== undefined && outer !== map && map !== undefined)
+      guarded('typeorm part', () => recordPart(outer, map));
     // CTEs and INSERT … SELECT compile their builders while this one compiles
     return embeddingWhile(map, original, this, args);
-  };
-}
-
-/**
- * The app awaits a builder: its trail, with the parts compiled into it, goes to the query runner. A
- * builder built elsewhere (at init, in another request) needs the line that runs it now; one built in
- * this scope is run close to where it was built, so its construction site stands in for a capture.
- */
-function runs(original: Method, reuse: ResultReuseReporter): Method {
-  return function run(this: TypeormQueryBuilder, ...args: unknown[]) {
-    let trail: Trail | undefined;
-    let site: SiteRef | undefined;
-    let outermost = false;
-    try {
-      const map = this.expressionMap;
-      const built = map?.[TRAIL] as Trail | undefined;
-      if (built !== undefined) {
-        // CTEs compile when the query does, after this: the execution shares the builder's list of parts
-        trail = { ...built, parts: (map[PARTS] ??= []) as Trail[] };
-        outermost = runningCall() === undefined;
-        if (outermost) {
-          const scope = currentScope();
-          site =
-            built.phase !== 'init' && built.scopeId === scope?.id
-              ? built.site
-              : getRuntime().sites.constructionSite(run, phaseOf(scope));
-        }
-      }
-    } catch (err) {
-      internalErrorOccurred('typeorm execution', err);
-    }
-    if (trail === undefined) return original.apply(this, args);
-    if (outermost) return reuse.runsNow(trail, () => original.apply(this, args), site);
-    return withExecutionOf(trail, () => original.apply(this, args), site);
-  };
-}
-
-/** A manager or repository call: one trail for every builder and query it makes, after its own awaits. */
-function callsManager(original: Method, kind: string, reuse: ResultReuseReporter): Method {
-  return function managerCall(this: TypeormEntityManager, ...args: unknown[]) {
-    let trail: Trail | undefined;
-    try {
-      if (kind === 'transaction' || runningCall() === undefined) trail = newTrail(this.dataSource, kind, managerCall);
-    } catch (err) {
-      internalErrorOccurred('typeorm call', err);
-    }
-    if (trail === undefined) return original.apply(this, args);
-    return reuse.runsNow(trail, () => original.apply(this, args), trail.site);
-  };
-}
-
-/**
- * The query runner sends SQL on a connection from its mode's pool: the query's pool and binding, on a
- * copy (one call may read and write through different runners). A raw `query()` starts its own trail.
- */
-function sends(original: Method): Method {
-  return function query(this: TypeormQueryRunner, ...args: unknown[]) {
-    let trail: Trail | undefined;
-    let site: SiteRef | undefined;
-    try {
-      const bindings = bindingsOf(this.dataSource);
-      if (bindings !== undefined) {
-        const running = executingTrail();
-        let outer = running?.library === 'typeorm' ? running : undefined;
-        if (outer === undefined) {
-          outer = newTrail(this.dataSource, 'query', query);
-          site = outer?.site;
-        }
-        if (outer !== undefined && bindings.replicated) {
-          trail = { ...outer, pool: this.mode, binding: this.mode === 'slave' ? bindings.slave : bindings.master };
-        } else {
-          trail = outer;
-        }
-      }
-    } catch (err) {
-      internalErrorOccurred('typeorm query', err);
-    }
-    if (trail === undefined) return original.apply(this, args);
-    return withExecutionOf(trail, () => original.apply(this, args), site);
   };
 }

@@ -1,6 +1,6 @@
-import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
+import type { QuerytrailInstrumentationConfig } from '../../src/config';
 
-export type TypeormInstrumentationConfig = InstrumentationConfig;
+export type TypeormInstrumentationConfig = QuerytrailInstrumentationConfig;
 
 /** Connection settings as typeorm takes them, at the top level or per replication member. */
 export interface TypeormCredentials {

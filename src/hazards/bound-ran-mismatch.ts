@@ -1,3 +1,4 @@
+import { HAZARD } from '../attributes';
 import { formatSite, resolveSite } from '../callsite';
 import type { HazardRule } from './types';
 
@@ -17,6 +18,6 @@ export const boundRanMismatch: HazardRule = (trail, execution) => {
     message:
       `The query at ${formatSite(site)} ran on ${execution.ran.alias}, declared ${declared} in QUERYTRAIL_DATABASES, ` +
       `but the server says it is a ${actual} (${execution.server.roleEvidence}); fix the connection settings used there, or the declaration.`,
-    attributes: { 'querytrail.hazard.declared_role': declared, 'querytrail.hazard.server_role': actual },
+    attributes: { [HAZARD.DECLARED_ROLE]: declared, [HAZARD.SERVER_ROLE]: actual },
   };
 };

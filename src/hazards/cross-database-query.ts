@@ -1,3 +1,4 @@
+import { HAZARD } from '../attributes';
 import { formatSite, resolveSite } from '../callsite';
 import { capitalize, describeBinding, describeTrail, relatedSiteAttributes } from './describe';
 import type { HazardRule } from './types';
@@ -13,20 +14,19 @@ export const crossDatabaseQuery: HazardRule = (trail, execution) => {
   const foreign = parts.find((part) => part.binding !== undefined && part.binding !== target);
   if (foreign === undefined) return undefined;
   const foreignSite = resolveSite(foreign.site);
-  const kind = foreign.kind === undefined || foreign.kind === 'query' ? 'sub-query' : foreign.kind;
   const rebound = foreign.rebound
-    ? ` ${capitalize(foreign.library)} has also re-bound that ${kind} to ${describeBinding(target)} for good: run alone later, it queries ${describeBinding(target)}.`
+    ? ` ${capitalize(foreign.library.name)} has also re-bound that ${foreign.label} to ${describeBinding(target)} for good: run alone later, it queries ${describeBinding(target)}.`
     : '';
   const attributes = relatedSiteAttributes('part', foreignSite, {
-    'querytrail.hazard.part.namespace': foreign.binding?.namespace ?? '',
-    'querytrail.hazard.part.alias': foreign.binding?.alias ?? '',
+    [HAZARD.PART_NAMESPACE]: foreign.binding?.namespace ?? '',
+    [HAZARD.PART_ALIAS]: foreign.binding?.alias ?? '',
   });
   return {
     code: 'cross_database_query',
     severity: 'error',
     site: resolveSite(trail.site),
     message:
-      `${capitalize(describeTrail(trail))} (bound to ${describeBinding(target)}) embeds a ${kind} built at ${formatSite(foreignSite)} for ${describeBinding(foreign.binding)}, ` +
+      `${capitalize(describeTrail(trail))} (bound to ${describeBinding(target)}) embeds a ${foreign.label} built at ${formatSite(foreignSite)} for ${describeBinding(foreign.binding)}, ` +
       `but it is all sent to ${describeBinding(target)}, so that part reads ${describeBinding(target)}'s tables; query ${describeBinding(foreign.binding)} separately and pass the values.${rebound}`,
     attributes,
   };

@@ -1,3 +1,4 @@
+import { HAZARD } from '../attributes';
 import { formatSite, resolveSite, SiteRef } from '../callsite';
 import type { DatabaseRef } from '../database';
 import { describeScope } from '../scope';
@@ -52,7 +53,7 @@ function hazard(
     site,
     message: message(`${execution.statement.summary} ${where}`, formatSite(begunAt)),
     attributes: relatedSiteAttributes('transaction', begunAt, {
-      'querytrail.hazard.transaction.namespace': transactionOn.namespace ?? '',
+      [HAZARD.TRANSACTION_NAMESPACE]: transactionOn.namespace ?? '',
     }),
   };
 }

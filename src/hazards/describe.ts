@@ -1,3 +1,4 @@
+import { RelatedSite, relatedSiteKeys } from '../attributes';
 import { formatSite, resolveSite } from '../callsite';
 import type { DatabaseRef } from '../database';
 import type { Attributes } from '@opentelemetry/api';
@@ -8,7 +9,7 @@ import type { QueryExecution } from './types';
 /** "the knex query built at init at src/a.js:3:7" — how messages name a query object. */
 export function describeTrail(trail: Trail): string {
   const phase = trail.phase === 'init' ? 'at init' : `in a ${trail.phase}`;
-  return `the ${trail.library} query built ${phase} at ${formatSite(resolveSite(trail.site))}`;
+  return `the ${trail.library.name} query built ${phase} at ${formatSite(resolveSite(trail.site))}`;
 }
 
 export function describeBinding(ref: DatabaseRef | undefined): string {
@@ -42,23 +43,16 @@ export function describeExecution(
   return { site: resolveSite(trail.site), where: `(${describeTrail(trail)})` };
 }
 
-/** How each library reads from the primary, for read-after-write advice. */
-const PRIMARY_READ: Record<string, string> = {
-  sequelize: 'pass `useMaster: true`, or read in the transaction',
-  typeorm: "read through `dataSource.createQueryRunner('master')`, or in the transaction",
-  prisma: 'read through `$primary()`',
-  kysely: 'read through the primary dialect',
-};
-
-export function primaryReadAdvice(library: string | undefined): string {
-  return PRIMARY_READ[library ?? ''] ?? 'read it from the primary';
-}
-
 /** `querytrail.hazard.<what>.file/line` for the other site a hazard names (the part, the write, the BEGIN). */
-export function relatedSiteAttributes(what: string, site: CallSite | undefined, attributes: Attributes): Attributes {
+export function relatedSiteAttributes(
+  related: RelatedSite,
+  site: CallSite | undefined,
+  attributes: Attributes,
+): Attributes {
   if (site) {
-    attributes[`querytrail.hazard.${what}.file`] = site.file;
-    attributes[`querytrail.hazard.${what}.line`] = site.line;
+    const keys = relatedSiteKeys(related);
+    attributes[keys.file] = site.file;
+    attributes[keys.line] = site.line;
   }
   return attributes;
 }

@@ -1,3 +1,4 @@
+import { HAZARD } from '../attributes';
 import { resolveSite } from '../callsite';
 import type { Trail } from '../trail';
 import { capitalize, describeAge, describeTrail } from './describe';
@@ -45,7 +46,7 @@ export const frozenParameter: HazardRule = (trail, execution) => {
         message:
           `${capitalize(describeTrail(t))} carries a timestamp computed when it was built, ${describeAge(stale)} ago, and sends that stale value on every run; ` +
           'compute it when the query runs: build the query inside the request.',
-        attributes: { 'querytrail.hazard.stale_ms': stale },
+        attributes: { [HAZARD.STALE_MS]: stale },
       };
     }
   }

@@ -1,3 +1,4 @@
+import { HAZARD } from '../attributes';
 import { formatSite, resolveSite } from '../callsite';
 import { describeScope } from '../scope';
 import { lineageRoot } from '../trail';
@@ -22,6 +23,6 @@ export const initQueryInRequest: HazardRule = (trail, execution) => {
     message:
       `${capitalize(describeTrail(root))}${derived} runs in ${describeScope(execution.scope)}, ${describeAge(execution.now - root.createdAt)} after it was built, ` +
       `bound to ${describeBinding(root.binding)} since then; build it inside the request instead.`,
-    attributes: { 'querytrail.hazard.age_ms': execution.now - root.createdAt },
+    attributes: { [HAZARD.AGE_MS]: execution.now - root.createdAt },
   };
 };

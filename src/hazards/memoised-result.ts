@@ -1,3 +1,4 @@
+import { HAZARD } from '../attributes';
 import { formatSite, resolveSite } from '../callsite';
 import { describeScope, Phase, Scope } from '../scope';
 import type { Trail } from '../trail';
@@ -33,6 +34,6 @@ export function memoisedResultReuse(
     message:
       `${capitalize(describeTrail(trail))} is awaited in ${describeScope(scope)}, but it already ran: it sends no query and returns the rows ` +
       `it read from ${describeBinding(trail.binding)} ${fetched}, ${describeAge(now - firstRun.at)} ago; make the call in the request instead (${formatSite(site)}).`,
-    attributes: { 'querytrail.hazard.age_ms': now - firstRun.at, 'querytrail.hazard.memoised': true },
+    attributes: { [HAZARD.AGE_MS]: now - firstRun.at, [HAZARD.MEMOISED]: true },
   };
 }

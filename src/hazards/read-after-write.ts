@@ -1,5 +1,6 @@
+import { HAZARD } from '../attributes';
 import { formatSite, resolveSite } from '../callsite';
-import { describeExecution, primaryReadAdvice, relatedSiteAttributes } from './describe';
+import { describeExecution, relatedSiteAttributes } from './describe';
 import type { HazardRule } from './types';
 
 /**
@@ -27,7 +28,7 @@ export const readAfterWrite: HazardRule = (trail, execution) => {
     site,
     message:
       `${statement.summary} ${where} reads ${write.table} from ${execution.ran.alias}, a replica (${execution.server.roleEvidence}), after this request wrote it on the primary at ${formatSite(writeSite)}: ` +
-      `with replication lag the read may not see the write; ${primaryReadAdvice(trail?.library)}.`,
-    attributes: relatedSiteAttributes('write', writeSite, { 'querytrail.hazard.table': write.table }),
+      `with replication lag the read may not see the write; ${trail?.library.primaryReadAdvice ?? 'read it from the primary'}.`,
+    attributes: relatedSiteAttributes('write', writeSite, { [HAZARD.TABLE]: write.table }),
   };
 };

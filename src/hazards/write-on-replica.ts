@@ -1,3 +1,4 @@
+import { HAZARD } from '../attributes';
 import { describeExecution } from './describe';
 import type { HazardRule } from './types';
 
@@ -12,6 +13,6 @@ export const writeOnReplica: HazardRule = (trail, execution) => {
     message:
       `${execution.statement.summary} ${where} was sent to ${execution.ran.alias}, a replica ` +
       `(${execution.server.roleEvidence}), where it fails with SQLSTATE 25006; send this write to the primary.`,
-    attributes: { 'querytrail.hazard.expected_sqlstate': '25006' },
+    attributes: { [HAZARD.EXPECTED_SQLSTATE]: '25006' },
   };
 };

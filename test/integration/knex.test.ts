@@ -3,12 +3,14 @@ import {
   FIXTURES,
   hazardEvent as event,
   hazardsOf,
+  lineOf,
   ormFixtureEnv,
   runFixture,
   spansInRoute,
 } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'knex-app.js');
+const line = (name: string) => lineOf(FIXTURE, name);
 
 describe('knex: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
@@ -20,38 +22,48 @@ describe('knex: the seed scenario', () => {
     expect(span.attributes).toMatchObject({
       'querytrail.library': 'knex',
       'querytrail.construction.file': FIXTURE,
-      'querytrail.construction.line': 16,
+      'querytrail.construction.line': line('seed'),
       'querytrail.construction.phase': 'request',
       'querytrail.execution.phase': 'request',
       'querytrail.bound.namespace': 'qt_app',
       'querytrail.ran.namespace': 'qt_app',
       'querytrail.parts.namespaces': ['qt_app', 'qt_analytics'],
     });
-    expect(span.attributes['code.file.path']).toBeUndefined(); // knex runs after its own awaits: no app frame
+    // knex sends it after its own awaits: the line that awaited the builder, from V8's async frames
+    expect(span.attributes).toMatchObject({ 'code.file.path': FIXTURE, 'code.line.number': line('seed') });
+    // derived from the init-time base: its origin, on the span itself
+    expect(span.attributes).toMatchObject({
+      'querytrail.origin.file': FIXTURE,
+      'querytrail.origin.line': line('published'),
+      'querytrail.origin.phase': 'init',
+    });
+    expect(Number(span.attributes['querytrail.origin.age_ms'])).toBeGreaterThan(0);
     expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
 
     const cross = event(span, 'cross_database_query');
     expect(cross['querytrail.hazard.severity']).toBe('error');
     expect(cross['querytrail.hazard.part.file']).toBe(FIXTURE);
-    expect(cross['querytrail.hazard.part.line']).toBe(16);
+    expect(cross['querytrail.hazard.part.line']).toBe(line('seed'));
     expect(cross['querytrail.hazard.part.namespace']).toBe('qt_analytics');
     expect(cross['querytrail.hazard.message']).toMatch(
-      /^The knex query built in a request at .*knex-app\.js:16:\d+ \(bound to 127\.0\.0\.1:5432\/qt_app\) embeds a sub-query built at .*knex-app\.js:16:\d+ for .*\/qt_analytics, but it is all sent to .*\/qt_app/,
+      /^The knex query built in a request at .*knex-app\.js:\d+:\d+ \(bound to 127\.0\.0\.1:5432\/qt_app\) embeds a sub-query built at .*knex-app\.js:\d+:\d+ for .*\/qt_analytics, but it is all sent to .*\/qt_app/,
     );
 
     const init = event(span, 'init_query_in_request');
-    expect(init['querytrail.hazard.line']).toBe(9);
+    expect(init['querytrail.hazard.line']).toBe(line('published'));
     expect(init['querytrail.hazard.message']).toMatch(
-      /^The knex query built at init at .*knex-app\.js:9:\d+ \(derived from it in a request at .*knex-app\.js:16:\d+\) runs in request GET \/seed, [\d.]+ s after it was built/,
+      /^The knex query built at init at .*knex-app\.js:\d+:\d+ \(derived from it in a request at .*knex-app\.js:\d+:\d+\) runs in request GET \/seed, [\d.]+ s after it was built/,
     );
 
     const frozen = event(span, 'frozen_parameter');
-    expect(frozen['querytrail.hazard.line']).toBe(9);
+    expect(frozen['querytrail.hazard.line']).toBe(line('published'));
     expect(Number(frozen['querytrail.hazard.stale_ms'])).toBeGreaterThan(0);
 
     // readable warnings name the lines to change
-    expect(run.stderr).toMatch(/querytrail error: cross_database_query[\s\S]*> +16 \|/);
-    expect(run.stderr).toMatch(/querytrail warning: init_query_in_request[\s\S]*> +9 \| const published/);
+    expect(run.stderr).toMatch(new RegExp(`querytrail error: cross_database_query[\\s\\S]*> +${line('seed')} \\|`));
+    expect(run.stderr).toMatch(
+      new RegExp(`querytrail warning: init_query_in_request[\\s\\S]*> +${line('published')} \\| const published`),
+    );
   });
 
   it('finds nothing wrong in same-database sub-queries and transactions', async () => {
@@ -70,7 +82,7 @@ describe('knex: the seed scenario', () => {
     expect(run.stdout).toBe('/raw 200 {"embedded":[1,2,3],"alone":[1,2,3]}\n');
     const [embedded, alone] = spansInRoute(run.spans, 'GET /raw');
     expect(event(embedded, 'cross_database_query')['querytrail.hazard.message']).toMatch(
-      /embeds a raw fragment built at .*knex-app\.js:10:\d+ for .*qt_analytics.* Knex has also re-bound that raw fragment to .*qt_app for good: run alone later, it queries .*qt_app\./,
+      /embeds a raw fragment built at .*knex-app\.js:\d+:\d+ for .*qt_analytics.* Knex has also re-bound that raw fragment to .*qt_app for good: run alone later, it queries .*qt_app\./,
     );
     // run alone, the raw built for qt_analytics now runs on qt_app, and the span shows both
     expect(alone.attributes['querytrail.bound.namespace']).toBe('qt_analytics');
@@ -82,7 +94,7 @@ describe('knex: the seed scenario', () => {
     const [first, second] = spansInRoute(run.spans, 'GET /cached');
     expect(hazardsOf(first)).toEqual([]);
     expect(hazardsOf(second)).toEqual(['cross_request_reuse']);
-    expect(event(second, 'cross_request_reuse')['querytrail.hazard.line']).toBe(36);
+    expect(event(second, 'cross_request_reuse')['querytrail.hazard.line']).toBe(line('cached'));
   });
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
@@ -107,28 +119,30 @@ describe('knex: the seed scenario', () => {
     const [first, second] = spansInRoute(run.spans, 'GET /seed');
     for (const span of [first, second]) {
       expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
-      expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(9); // init constructions are always recorded
+      expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(line('published')); // init constructions are always recorded
     }
     expect(event(first, 'cross_database_query')['querytrail.hazard.part.line']).toBeUndefined();
     expect(event(first, 'cross_database_query')['querytrail.hazard.message']).toContain(
       'a site not recorded (QUERYTRAIL_CAPTURE)',
     );
-    expect(event(second, 'cross_database_query')['querytrail.hazard.part.line']).toBe(16);
+    expect(event(second, 'cross_database_query')['querytrail.hazard.part.line']).toBe(line('seed'));
   });
 
   it('carries the trail into .stream() runs', async () => {
     const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/stream'] });
     expect(run.stdout).toBe('/stream 200 [1,2,3]\n');
     const [span] = spansInRoute(run.spans, 'GET /stream');
-    // the clone is built at line 41; its lineage root, with the frozen cut-off, at line 9
+    // the clone is built where it runs; its lineage root, with the frozen cut-off, at init
     expect(span.attributes).toMatchObject({
       'querytrail.library': 'knex',
-      'querytrail.construction.line': 41,
+      'querytrail.construction.line': line('stream'),
+      'code.line.number': line('stream'),
+      'querytrail.origin.line': line('published'),
       'querytrail.bound.namespace': 'qt_app',
     });
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
-    expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(9);
-    expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(9);
+    expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(line('published'));
+    expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(line('published'));
   });
 
   it('runs init-time queries without a hazard', async () => {
@@ -137,7 +151,8 @@ describe('knex: the seed scenario', () => {
     expect(init.attributes).toMatchObject({
       'querytrail.library': 'knex',
       'querytrail.execution.phase': 'init',
-      'querytrail.construction.line': 47,
+      'querytrail.construction.line': line('at-init'),
+      'code.line.number': line('at-init'),
     });
     expect(hazardsOf(init)).toEqual([]);
   });

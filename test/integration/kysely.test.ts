@@ -3,6 +3,7 @@ import {
   FIXTURES,
   hazardEvent as event,
   hazardsOf,
+  lineOf,
   ormFixtureEnv,
   runFixture,
   spansInRoute,
@@ -10,6 +11,7 @@ import {
 } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'kysely-app.js');
+const line = (name: string) => lineOf(FIXTURE, name);
 
 describe('kysely: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
@@ -20,23 +22,23 @@ describe('kysely: the seed scenario', () => {
     expect(span.attributes).toMatchObject({
       'querytrail.library': 'kysely',
       'querytrail.construction.file': FIXTURE,
-      'querytrail.construction.line': 15,
+      'querytrail.construction.line': line('published'),
       'querytrail.construction.phase': 'init',
       'querytrail.execution.phase': 'request',
       'querytrail.bound.namespace': 'qt_app',
       'querytrail.parts.namespaces': ['qt_app', 'qt_analytics'],
-      'code.file.path': FIXTURE, // taken at .execute(): kysely reaches pg only after its own awaits
-      'code.line.number': 20,
+      'code.file.path': FIXTURE, // the line that awaited .execute(), from V8's async frames
+      'code.line.number': line('seed'),
     });
     expect(hazardsOf(span)).toEqual(['cross_database_query', 'init_query_in_request', 'frozen_parameter']);
     expect(event(span, 'cross_database_query')).toMatchObject({
       'querytrail.hazard.part.file': FIXTURE,
-      'querytrail.hazard.part.line': 20,
+      'querytrail.hazard.part.line': line('analytics-ids'),
       'querytrail.hazard.part.namespace': 'qt_analytics',
-      'querytrail.hazard.line': 15,
+      'querytrail.hazard.line': line('published'),
     });
-    expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(15);
-    expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(15);
+    expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(line('published'));
+    expect(event(span, 'frozen_parameter')['querytrail.hazard.line']).toBe(line('published'));
   });
 
   it('finds foreign sub-queries in CTEs, sql templates, streamed queries and selectFrom(subquery)', async () => {
@@ -45,16 +47,16 @@ describe('kysely: the seed scenario', () => {
       args: ['/cte', '/raw', '/stream', '/from-subquery'],
     });
     expect(run.stdout).toBe('/cte 200 [1,2,3]\n/raw 200 3\n/stream 200 [3,4,100]\n/from-subquery 200 [1,2,3]\n');
-    for (const [route, line, partNamespace] of [
-      ['GET /cte', 21, 'qt_analytics'],
-      ['GET /raw', 22, 'qt_analytics'],
-      ['GET /stream', 28, 'qt_app'],
-      ['GET /from-subquery', 35, 'qt_analytics'],
+    for (const [route, partLine, partNamespace] of [
+      ['GET /cte', line('analytics-ids'), 'qt_analytics'],
+      ['GET /raw', line('analytics-ids'), 'qt_analytics'],
+      ['GET /stream', line('stream-part'), 'qt_app'],
+      ['GET /from-subquery', line('analytics-ids'), 'qt_analytics'],
     ] as const) {
       const [span] = spansInRoute(run.spans, route);
       expect(hazardsOf(span)).toEqual(['cross_database_query']);
       expect(event(span, 'cross_database_query')).toMatchObject({
-        'querytrail.hazard.part.line': line,
+        'querytrail.hazard.part.line': partLine,
         'querytrail.hazard.part.namespace': partNamespace,
       });
     }
@@ -86,7 +88,7 @@ describe('kysely: the seed scenario', () => {
     const [first, second] = spansInRoute(run.spans, 'GET /cached');
     expect(hazardsOf(first)).toEqual([]);
     expect(hazardsOf(second)).toEqual(['cross_request_reuse']);
-    expect(event(second, 'cross_request_reuse')['querytrail.hazard.line']).toBe(32);
+    expect(event(second, 'cross_request_reuse')['querytrail.hazard.line']).toBe(line('cached'));
   });
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
@@ -115,13 +117,13 @@ describe('kysely-replication: routed at execution', () => {
       'querytrail.bound.port': primaryPort,
       'querytrail.ran.port': standbyPort,
       'querytrail.ran.role': 'replica',
-      'querytrail.construction.line': 33,
+      'querytrail.construction.line': line('routed'),
     });
     expect(hazardsOf(routed)).toEqual([]);
     const [lock] = spansInRoute(run.spans, 'GET /lock');
     expect(hazardsOf(lock)).toEqual(['write_on_replica']);
     expect(event(lock, 'write_on_replica')['querytrail.hazard.message']).toMatch(
-      /^SELECT items at .*kysely-app\.js:34:\d+ was sent to 127\.0\.0\.1:\d+\/qt_app, a replica \(in_hot_standby=on\)/,
+      /^SELECT items at .*kysely-app\.js:\d+:\d+ was sent to 127\.0\.0\.1:\d+\/qt_app, a replica \(in_hot_standby=on\)/,
     );
     expect(lock.attributes['error.type']).toBe('25006');
   });
@@ -139,7 +141,8 @@ describe('kysely: the ESM build', () => {
     expect(run.spans[0].attributes).toMatchObject({
       'querytrail.library': 'kysely',
       'querytrail.construction.file': path.join(FIXTURES, 'kysely-esm.mjs'),
-      'querytrail.construction.line': 7,
+      'querytrail.construction.line': lineOf('kysely-esm.mjs', 'query'),
+      'code.line.number': lineOf('kysely-esm.mjs', 'query'),
       'querytrail.bound.namespace': 'qt_app',
     });
     expect(hazardsOf(run.spans[0])).toEqual(['cross_database_query']);

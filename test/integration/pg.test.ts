@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ts from 'typescript';
-import { FIXTURES, hazardsOf, runFixture, topology, urlParts } from '../support/run-fixture';
+import { FIXTURES, hazardsOf, lineOf, runFixture, topology, urlParts } from '../support/run-fixture';
 import { StripParameterProxy } from '../support/strip-parameter-proxy';
 
 const pair = () => ({ QT_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
@@ -30,9 +30,9 @@ describe('pg: where each query ran, by the server’s own word', () => {
     const event = insert.events[0].attributes;
     expect(event['querytrail.hazard.severity']).toBe('error');
     expect(event['querytrail.hazard.message']).toMatch(
-      /INSERT items at .*pg-roles\.js:15:\d+ was sent to .*a replica \(in_hot_standby=on\)/,
+      /INSERT items at .*pg-roles\.js:\d+:\d+ was sent to .*a replica \(in_hot_standby=on\)/,
     );
-    expect(event['querytrail.hazard.line']).toBe(15);
+    expect(event['querytrail.hazard.line']).toBe(lineOf('pg-roles.js', 'standby-insert'));
     // the readable warning names the line and shows it
     expect(run.stderr).toMatch(/querytrail error: write_on_replica/);
     expect(run.stderr).toMatch(/> +15 \| +await standby\.query/);
@@ -166,7 +166,9 @@ describe('pg: every API, one span each, and the app sees exactly what it sees wi
       expect(span.attributes['querytrail.construction.line']).toBe(span.attributes['code.line.number']);
     }
     const lines = run.spans.map((s) => s.attributes['code.line.number']);
-    expect(lines).toEqual([14, 16, 19, 21, 21, 24, 31, 38, 42, 46, 48]);
+    const tagged = ['promise', 'pool-callback', 'client-callback', 'prepared', 'prepared', 'query-object', 'cursor'];
+    tagged.push('stream', 'promise-error', 'callback-error', 'submittable-error');
+    expect(lines).toEqual(tagged.map((name) => lineOf('pg-api.js', name)));
     expect(run.spans[0].name).toBe('SELECT items');
     expect(run.spans[8].attributes['error.type']).toBe('42P01');
     expect(run.spans[9].attributes['error.type']).toBe('42601');

@@ -179,13 +179,15 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
       const counted = receiver
         .metricPoints('querytrail.hazards')
         .map((p) => [attrs(p.attributes).code, Number(p.asDouble ?? p.asInt)]);
+      // one pipeline, one counter: the query's hazard in the first request and the memoised await in the
+      // second are two counts of the same series (same code, database and route)
       expect(counted).toEqual(
         expect.arrayContaining([
-          ['init_query_in_request', 1],
+          ['init_query_in_request', 2],
           ['frozen_parameter', 1],
         ]),
       );
-      expect(counted).toHaveLength(3); // the memoised one comes from the prisma instrumentation's own counter
+      expect(counted).toHaveLength(2);
     } finally {
       await receiver.stop();
     }

@@ -4,6 +4,7 @@ import {
   FIXTURES,
   hazardEvent as event,
   hazardsOf,
+  lineOf,
   ormFixtureEnv,
   runFixture,
   spansInRoute,
@@ -11,6 +12,7 @@ import {
 } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'sequelize-app.js');
+const line = (name: string) => lineOf(FIXTURE, name);
 const port = (url: string) => Number(new URL(url).port);
 const modelQueries = (spans: ExportedSpan[]) => spans.filter((s) => s.attributes['querytrail.library'] === 'sequelize');
 
@@ -43,8 +45,8 @@ describe('sequelize with replication: where each query really ran', () => {
       });
     expect(read.attributes).toMatchObject({
       'querytrail.construction.file': FIXTURE,
-      'querytrail.construction.line': 20,
-      'code.line.number': 20,
+      'querytrail.construction.line': line('replicated-read'),
+      'code.line.number': line('replicated-read'),
     });
     for (const span of run.spans) expect(hazardsOf(span)).toEqual([]);
   });
@@ -54,9 +56,9 @@ describe('sequelize with replication: where each query really ran', () => {
     expect(run.stdout).toBe(
       '/lock 500 {"name":"SequelizeDatabaseError","code":"25006"}\n/select-typed-update 500 {"name":"SequelizeDatabaseError","code":"25006"}\n',
     );
-    for (const [route, line] of [
-      ['GET /lock', 25],
-      ['GET /select-typed-update', 26],
+    for (const [route, writeLine] of [
+      ['GET /lock', line('lock')],
+      ['GET /select-typed-update', line('select-typed-update')],
     ] as const) {
       const [span] = modelQueries(spansInRoute(run.spans, route));
       expect(span.attributes).toMatchObject({
@@ -65,7 +67,7 @@ describe('sequelize with replication: where each query really ran', () => {
         'error.type': '25006',
       });
       expect(hazardsOf(span)).toEqual(['write_on_replica']);
-      expect(event(span, 'write_on_replica')['querytrail.hazard.line']).toBe(line);
+      expect(event(span, 'write_on_replica')['querytrail.hazard.line']).toBe(writeLine);
     }
   });
 
@@ -76,8 +78,8 @@ describe('sequelize with replication: where each query really ran', () => {
     expect(hazardsOf(write)).toEqual([]);
     expect(hazardsOf(read)).toEqual(['read_after_write']);
     expect(event(read, 'read_after_write')).toMatchObject({
-      'querytrail.hazard.line': 29,
-      'querytrail.hazard.write.line': 28,
+      'querytrail.hazard.line': line('read-after-update'),
+      'querytrail.hazard.write.line': line('update'),
       'querytrail.hazard.table': 'items',
     });
     expect(event(read, 'read_after_write')['querytrail.hazard.message']).toContain('pass `useMaster: true`');
@@ -94,8 +96,8 @@ describe('sequelize with replication: where each query really ran', () => {
     expect(flagged).toHaveLength(1);
     expect(flagged[0].attributes).toMatchObject({ 'db.namespace': 'qt_analytics', 'db.operation.name': 'UPDATE' });
     expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({
-      'querytrail.hazard.line': 38,
-      'querytrail.hazard.transaction.line': 36,
+      'querytrail.hazard.line': line('analytics-write'),
+      'querytrail.hazard.transaction.line': line('transaction'),
       'querytrail.hazard.transaction.namespace': 'qt_app',
     });
     for (const span of spansInRoute(run.spans, 'GET /same-transaction')) expect(hazardsOf(span)).toEqual([]);
@@ -109,7 +111,7 @@ describe('sequelize with replication: where each query really ran', () => {
     expect(hazardsOf(span)).toEqual(['cross_database_query']);
     expect(event(span, 'cross_database_query')).toMatchObject({
       'querytrail.hazard.part.namespace': 'qt_analytics',
-      'querytrail.hazard.line': 48,
+      'querytrail.hazard.line': line('include'),
     });
     expect(event(span, 'cross_database_query')['querytrail.hazard.message']).toContain('include of Item');
   });
@@ -118,10 +120,12 @@ describe('sequelize with replication: where each query really ran', () => {
     const run = await runFixture('sequelize-app.js', { env: ormFixtureEnv(), args: ['/boot-count', '/boot-count'] });
     expect(run.stdout).toBe('/boot-count 200 3\n/boot-count 200 3\n');
     // one query, at init; none in the requests
-    const counts = modelQueries(run.spans).filter((s) => s.attributes['querytrail.construction.line'] === 49);
+    const counts = modelQueries(run.spans).filter(
+      (s) => s.attributes['querytrail.construction.line'] === line('boot-count'),
+    );
     expect(counts.map((s) => s.attributes['querytrail.execution.phase'])).toEqual(['init']);
     expect(run.stderr).toMatch(
-      /The sequelize query built at init at \S+sequelize-app\.js:49:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/,
+      /The sequelize query built at init at \S+sequelize-app\.js:\d+:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/,
     );
   });
 

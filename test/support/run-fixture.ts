@@ -125,3 +125,15 @@ export function urlParts(url: string): { port: number; database: string } {
   const u = new URL(url);
   return { port: Number(u.port || 5432), database: u.pathname.slice(1) };
 }
+
+/**
+ * The line of a fixture tagged `// @line:name`: tests look lines up by name instead of pinning numbers,
+ * so fixtures can be edited and reformatted.
+ */
+export function lineOf(fixture: string, name: string): number {
+  const file = path.isAbsolute(fixture) ? fixture : path.join(FIXTURES, fixture);
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const found = lines.findIndex((line) => new RegExp(`@line:${name}(?![\\w-])`).test(line));
+  if (found < 0) throw new Error(`no line tagged @line:${name} in ${file}`);
+  return found + 1;
+}

@@ -2,7 +2,23 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { internSite, isApplicationFile, resolveSite, StackCapture } from '../../src/callsite';
+import type { CapturePolicy } from '../../src/config';
 import { SiteCapture } from '../../src/site-capture';
+
+/** A SiteCapture whose every call uses one policy, as one instrumentation's calls do. */
+function withPolicy(policy: CapturePolicy) {
+  const sites = new SiteCapture();
+  return {
+    executionSite: (shape: string, below: Function) => sites.executionSite(shape, below, policy),
+    constructionSite: (below: Function, phase: 'init' | 'request' | 'job') =>
+      sites.constructionSite(below, phase, policy),
+    siteForSpan: sites.siteForSpan.bind(sites),
+    learn: sites.learn.bind(sites),
+    captureNextTime: (shape: string) => sites.hazardFired(shape, undefined, undefined),
+    captureConstructionsForAWhile: () =>
+      sites.hazardFired('', undefined, { site: undefined, parent: undefined, parts: undefined } as never),
+  };
+}
 
 function captureHere(): StackCapture {
   return new StackCapture(captureHere);
@@ -57,7 +73,7 @@ describe('SiteCapture: the auto capture policy', () => {
   const capture = () => new StackCapture(capture);
 
   it('captures until a shape was confirmed at one site, then re-checks every 64th run', () => {
-    const sites = new SiteCapture('auto');
+    const sites = withPolicy('auto');
     for (let i = 0; i < 3; i++) {
       const ref = sites.executionSite('SELECT ?', captureHere);
       expect(ref).toBeInstanceOf(StackCapture);
@@ -69,14 +85,14 @@ describe('SiteCapture: the auto capture policy', () => {
   });
 
   it('always captures a shape seen at two sites', () => {
-    const sites = new SiteCapture('auto');
+    const sites = withPolicy('auto');
     sites.learn('SELECT ?', capture(), site);
     sites.learn('SELECT ?', capture(), other);
     for (let i = 0; i < 100; i++) expect(sites.executionSite('SELECT ?', captureHere)).toBeInstanceOf(StackCapture);
   });
 
   it('captures next time after a hazard fired without a site', () => {
-    const sites = new SiteCapture('auto');
+    const sites = withPolicy('auto');
     for (let i = 0; i < 3; i++) sites.learn('X', capture(), site);
     expect(sites.executionSite('X', captureHere)).toBe(site);
     sites.captureNextTime('X');
@@ -84,18 +100,18 @@ describe('SiteCapture: the auto capture policy', () => {
   });
 
   it('constructions: captured at init always; under lean, in requests only for a while after a hazard lacked a site', () => {
-    expect(new SiteCapture('auto').constructionSite(captureHere, 'request')).toBeInstanceOf(StackCapture);
-    const lean = new SiteCapture('lean');
+    expect(withPolicy('auto').constructionSite(captureHere, 'request')).toBeInstanceOf(StackCapture);
+    const lean = withPolicy('lean');
     expect(lean.constructionSite(captureHere, 'init')).toBeInstanceOf(StackCapture);
     expect(lean.constructionSite(captureHere, 'request')).toBeUndefined();
     expect(lean.constructionSite(captureHere, 'job')).toBeUndefined();
     lean.captureConstructionsForAWhile();
     expect(lean.constructionSite(captureHere, 'request')).toBeInstanceOf(StackCapture);
-    expect(new SiteCapture('off').constructionSite(captureHere, 'init')).toBeUndefined();
+    expect(withPolicy('off').constructionSite(captureHere, 'init')).toBeUndefined();
   });
 
   it('span attributes reuse a shape’s confirmed construction site instead of formatting each capture', () => {
-    const sites = new SiteCapture('auto');
+    const sites = withPolicy('auto');
     const refs = Array.from({ length: 4 }, () => capture()); // one construction site, four objects
     const first = refs.slice(0, 3).map((ref) => sites.siteForSpan('knex\u0000SELECT ?', ref));
     expect(first.every((s) => s === first[0] && s?.file === __filename)).toBe(true);
@@ -104,8 +120,8 @@ describe('SiteCapture: the auto capture policy', () => {
   });
 
   it('off never captures; all always does', () => {
-    expect(new SiteCapture('off').executionSite('X', captureHere)).toBeUndefined();
-    const all = new SiteCapture('all');
+    expect(withPolicy('off').executionSite('X', captureHere)).toBeUndefined();
+    const all = withPolicy('all');
     for (let i = 0; i < 5; i++) all.learn('X', capture(), site);
     expect(all.executionSite('X', captureHere)).toBeInstanceOf(StackCapture);
   });

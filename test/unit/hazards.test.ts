@@ -14,7 +14,11 @@ import { ScopeLedger } from '../../src/ledger';
 import { requestScope } from '../../src/scope';
 import { analyzeKeywords } from '../../src/statement';
 import { lexSql } from '../../src/sql-lexer';
-import { addPart, createTrail, Trail } from '../../src/trail';
+import { embed as addPart } from '../../src/seam';
+import type { Trail, TrailKind } from '../../src/trail';
+import { makeTrail as createTrail } from '../support/trails';
+
+const SEQUELIZE = { name: 'sequelize', primaryReadAdvice: 'pass `useMaster: true`, or read in the transaction' };
 
 const registry = new DatabaseRegistry(
   parseDatabaseAliases('main=postgres://db1:5432/app?role=primary,ro=postgres://db2:5432/app?role=replica'),
@@ -121,7 +125,7 @@ function built(
   line: number,
   agoMs: number,
   scope?: ReturnType<typeof requestScope>,
-  extra: { parent?: Trail; binding?: typeof main; kind?: string } = {},
+  extra: { parent?: Trail; binding?: typeof main; kind?: TrailKind } = {},
 ): Trail {
   const trail = createTrail({
     library: 'knex',
@@ -175,7 +179,7 @@ describe('cross_database_query', () => {
 
   it('names both databases and the foreign part, and says when the library re-bound it', () => {
     const outer = built(10, 0, scope);
-    const part = built(2, 1000, undefined, { binding: analytics, kind: 'raw fragment' });
+    const part = built(2, 1000, undefined, { binding: analytics, kind: 'fragment' });
     part.rebound = true;
     addPart(outer, built(11, 0, scope)); // same database: fine
     addPart(outer, part);
@@ -249,7 +253,7 @@ describe('read_after_write', () => {
     const ledger = new ScopeLedger();
     ledger.recordWrite('app', 'public.items', at(12));
     const hazard = readAfterWrite(
-      createTrail({ library: 'sequelize', site: at(30) }),
+      { ...createTrail({ library: 'sequelize', site: at(30) }), library: SEQUELIZE },
       readOnReplica('SELECT * FROM items WHERE id = 1', ledger),
     )!;
     expect(hazard).toMatchObject({ code: 'read_after_write', severity: 'warning', site: execSite });

@@ -2,7 +2,11 @@ import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { internSite } from '../../src/callsite';
 import { currentScope, describeScope, phaseOf, requestScope, routeOf, runInJob, withScope } from '../../src/scope';
-import { addPart, createTrail, executingTrail, lineageRoot, withExecutionOf } from '../../src/trail';
+import { currentExecution, embed as addPart, runAs as withExecutionOf } from '../../src/seam';
+import { lineageRoot } from '../../src/trail';
+import { makeTrail as createTrail } from '../support/trails';
+
+const executingTrail = () => currentExecution()?.trail;
 
 const manager = new AsyncLocalStorageContextManager();
 beforeAll(() => context.setGlobalContextManager(manager.enable()));

@@ -1,0 +1,150 @@
+import type { MeterProvider } from '@opentelemetry/api';
+import {
+  InstrumentationBase,
+  InstrumentationNodeModuleDefinition,
+  InstrumentationNodeModuleFile,
+  isWrapped,
+} from '@opentelemetry/instrumentation';
+import { QuerytrailInstrumentationConfig, stripUndefined } from '../src/config';
+import { getRuntime } from '../src/runtime';
+import type { SiteRef } from '../src/callsite';
+import { entrySite, startTrail, TrailFacts } from '../src/seam';
+import type { LibraryProfile, Trail } from '../src/trail';
+import { VERSION } from '../src/version';
+
+export type Method = (this: any, ...args: any[]) => any;
+export type Proto = Record<string, Method>;
+export type ClassExports = Record<string, { prototype: Proto } | undefined> & { prototype?: Proto };
+
+/** On a replaced export: what it replaced, to put back on unpatch. */
+const REPLACED = Symbol('querytrail.replaced');
+
+/**
+ * The base of querytrail's library instrumentations: options over the runtime's defaults (the
+ * environment's, for the agent), the meter provider passed on to the core, the seam's "built here"
+ * bound to this library and its `capture` option, and the patching of classes inside a library's own
+ * files (builders, compilers, runners) with an unpatch that undoes every wrap.
+ */
+export abstract class QuerytrailInstrumentation<
+  C extends QuerytrailInstrumentationConfig = QuerytrailInstrumentationConfig,
+> extends InstrumentationBase<C> {
+  constructor(
+    protected readonly library: LibraryProfile,
+    config: C,
+  ) {
+    super(`querytrail-${library.name}`, VERSION, config);
+  }
+
+  /** Options left undefined take the runtime's defaults (QUERYTRAIL_* for the agent). */
+  override setConfig(config: C = {} as C): void {
+    super.setConfig({ ...this.defaults(), ...stripUndefined(config) } as C);
+  }
+
+  protected defaults(): Partial<C> {
+    return { capture: getRuntime().config.capture } as Partial<C>;
+  }
+
+  override setMeterProvider(meterProvider: MeterProvider): void {
+    super.setMeterProvider(meterProvider);
+    getRuntime().useMeterProvider(meterProvider);
+  }
+
+  /** Where the app called `below`, a patched entry point it calls synchronously (see runAs). */
+  protected entrySite(below: Function): SiteRef | undefined {
+    return entrySite(below, this.getConfig().capture ?? 'auto');
+  }
+
+  /** "A query object of this library was built here": `below` is the patched function the app called. */
+  protected startTrail(below: Function, facts?: TrailFacts): Trail {
+    return startTrail(this.library, this.getConfig().capture ?? 'auto', below, facts);
+  }
+
+  /** A module's main exports: `patch` calls `wrapMethod` on its classes; it may return other exports to use. */
+  protected patchModule(
+    name: string,
+    versions: string[],
+    patch: (exports: ClassExports) => ClassExports | void,
+  ): InstrumentationNodeModuleDefinition {
+    return new InstrumentationNodeModuleDefinition(
+      name,
+      versions,
+      (exports: ClassExports) => patch(exports) ?? exports,
+      (exports: ClassExports | undefined) => this.unpatchAll(exports),
+    );
+  }
+
+  /** A file inside a module: as patchModule. */
+  protected patchFile(
+    name: string,
+    versions: string[],
+    patch: (exports: ClassExports) => ClassExports | void,
+  ): InstrumentationNodeModuleFile {
+    return new InstrumentationNodeModuleFile(
+      name,
+      versions,
+      (exports: ClassExports) => patch(exports) ?? exports,
+      (exports: ClassExports | undefined) => this.unpatchAll(exports),
+    );
+  }
+
+  /** Puts back replaced exports, and unwraps every wrapped method of the exports' classes (and statics). */
+  private unpatchAll(exports: ClassExports | undefined): void {
+    for (const [key, value] of Object.entries(exports ?? {})) {
+      const original = (value as { [REPLACED]?: unknown } | undefined)?.[REPLACED];
+      if (original !== undefined) (exports as Record<string, unknown>)[key] = original;
+    }
+    for (const target of [exports, ...Object.values(exports ?? {})]) {
+      if (typeof target !== 'function' && typeof target !== 'object') continue;
+      // the class itself (static methods) and its prototype
+      for (const holder of [target as unknown as Proto, (target as { prototype?: Proto } | undefined)?.prototype]) {
+        if (holder === undefined || holder === null) continue;
+        for (const key of Object.getOwnPropertyNames(holder)) if (isWrapped(holder[key])) this._unwrap(holder, key);
+      }
+    }
+  }
+
+  /** Wraps an own method of a class; a class or method missing in this version is skipped. */
+  protected wrapMethod(
+    target: { prototype?: Proto } | undefined,
+    name: string,
+    wrapper: (original: Method) => Method,
+  ): void {
+    const proto = target?.prototype;
+    if (proto === undefined || !Object.prototype.hasOwnProperty.call(proto, name)) return;
+    if (isWrapped(proto[name])) this._unwrap(proto, name);
+    this._wrap(proto, name, wrapper);
+  }
+
+  /** Wraps an own static method of a class (inherited by the app's subclasses, e.g. sequelize models). */
+  protected wrapStatic(target: unknown, name: string, wrapper: (original: Method) => Method): void {
+    const holder = target as Proto | undefined;
+    if (typeof holder !== 'function' || !Object.prototype.hasOwnProperty.call(holder, name)) return;
+    if (isWrapped(holder[name])) this._unwrap(holder, name);
+    this._wrap(holder as Record<string, Method>, name, wrapper as never);
+  }
+
+  /**
+   * Bundled libraries (esbuild's `__toCommonJS`) export read-only getters: the patch returns a plain copy
+   * of the exports, whose functions `replaceExport` can then replace.
+   */
+  protected writableCopy(exports: ClassExports): ClassExports {
+    const copy: Record<string, unknown> = {};
+    for (const key of Object.keys(exports)) copy[key] = (exports as Record<string, unknown>)[key];
+    if ((exports as { __esModule?: boolean }).__esModule) Object.defineProperty(copy, '__esModule', { value: true });
+    return copy as ClassExports;
+  }
+
+  /**
+   * Replaces a function or class a file exports, for what cannot be reached on a prototype (a class's
+   * constructor, a module-level factory). Callers inside the library see it only where they read the
+   * export at call time: CommonJS `(0, mod_1.fn)()`, and ESM live bindings under the OTel loader hook.
+   */
+  protected replaceExport(exports: ClassExports, name: string, replacement: (original: any) => unknown): void {
+    const current = (exports as Record<string, unknown>)[name] as { [REPLACED]?: unknown } | undefined;
+    if (typeof current !== 'function') return;
+    const original = current[REPLACED] ?? current;
+    const replaced = replacement(original) as { [REPLACED]?: unknown };
+    replaced[REPLACED] = original;
+    (exports as Record<string, unknown>)[name] = replaced;
+  }
+}

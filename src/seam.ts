@@ -1,0 +1,118 @@
+/**
+ * The seam between instrumentations and the core. An instrumentation states facts about its library's
+ * query objects — "built here, bound to this", "this one embeds that one", "this one runs now" — and the
+ * core decides everything else: whether to capture a stack, the phase, the execution site, the hazards.
+ */
+import { context, Context, createContextKey } from '@opentelemetry/api';
+import { SiteRef, StackCapture } from './callsite';
+import type { CapturePolicy } from './config';
+import type { DatabaseRef } from './database';
+import { getRuntime } from './runtime';
+import { currentScope, phaseOf } from './scope';
+import type { LibraryProfile, Trail, TrailKind } from './trail';
+
+export interface TrailFacts {
+  /** The database the object is bound to; a derived object inherits its parent's. */
+  binding?: DatabaseRef;
+  /** The object it was derived from (a clone). */
+  parent?: Trail;
+  /** @default 'query' */
+  kind?: TrailKind;
+  /** What messages call it when embedded. @default 'sub-query', 'raw fragment' or 'transaction' by kind */
+  label?: string;
+}
+
+const LABELS: Record<TrailKind, string> = { query: 'sub-query', fragment: 'raw fragment', transaction: 'transaction' };
+
+/**
+ * "A query object was built here." Called synchronously in the app's call; `below` is the patched
+ * function the app called: its caller is the construction site (captured as `capture` allows).
+ */
+export function startTrail(
+  library: LibraryProfile,
+  capture: CapturePolicy,
+  below: Function,
+  facts: TrailFacts = {},
+  ctx: Context = context.active(),
+): Trail {
+  const scope = currentScope(ctx);
+  const phase = phaseOf(scope);
+  const kind = facts.kind ?? 'query';
+  return {
+    library,
+    kind,
+    label: facts.label ?? LABELS[kind],
+    site: getRuntime().sites.constructionSite(below, phase, capture),
+    phase,
+    scopeId: scope?.id,
+    createdAt: Date.now(),
+    binding: facts.binding ?? facts.parent?.binding,
+    parent: facts.parent,
+    parts: undefined,
+  };
+}
+
+/** "This object embeds that one": `part` was compiled into `outer`'s SQL. Each part is recorded once. */
+export function embed(outer: Trail, part: Trail): void {
+  if (part === outer || outer.parts?.includes(part)) return;
+  (outer.parts ??= []).push(part);
+}
+
+/** The object as run through one of the library's pools: a copy, since one call may use several at once. */
+export function throughPool(trail: Trail, pool: string, binding: DatabaseRef | undefined): Trail {
+  return trail.pool === pool && trail.binding === binding ? trail : { ...trail, pool, binding };
+}
+
+/**
+ * How the line that runs a query is found (src/execution-site.ts): `await`, the app runs the object
+ * later (awaits a builder, calls `.execute()`), so the driver looks for that line; `construction`, the
+ * call that built the object is the call that runs it (eager ORM calls), so its construction site is it.
+ */
+export type RunFrom = 'await' | 'construction';
+
+/** The query object running in this context, and how its execution site is found. */
+export interface Execution {
+  readonly trail: Trail;
+  /** `await`, `construction`, or the site the instrumentation captured where the app called it. */
+  readonly from: RunFrom | SiteRef;
+}
+
+const EXECUTION = createContextKey('querytrail.execution');
+
+/**
+ * "This object runs now": every query the driver sends inside `fn` is one of its runs. An instrumentation
+ * whose entry point the app calls synchronously, where the driver would find no application frame (a
+ * stream), passes the site it took there (`entrySite`).
+ */
+export function runAs<T>(trail: Trail, fn: () => T, from: RunFrom | SiteRef = 'await'): T {
+  const execution: Execution = { trail, from };
+  return context.with(context.active().setValue(EXECUTION, execution), fn);
+}
+
+/** The running execution continues as `trail` (its run through one pool): the same execution site. */
+export function continueAs<T>(trail: Trail, fn: () => T, ctx: Context = context.active()): T {
+  return runAs(trail, fn, currentExecution(ctx)?.from);
+}
+
+/** Where the app called `below`, an instrumentation's patched entry point, as `capture` allows. */
+export function entrySite(below: Function, capture: CapturePolicy): SiteRef | undefined {
+  return capture === 'off' ? undefined : new StackCapture(below);
+}
+
+export function currentExecution(ctx: Context = context.active()): Execution | undefined {
+  return ctx.getValue(EXECUTION) as Execution | undefined;
+}
+
+/**
+ * The call of this library already running here, if any: the builders and queries a library makes for
+ * an ORM call belong to that call. A transaction is not a call: what runs inside it has its own trails.
+ */
+export function runningCall(library: LibraryProfile, ctx: Context = context.active()): Trail | undefined {
+  const running = currentExecution(ctx)?.trail;
+  return running?.library === library && running.kind !== 'transaction' ? running : undefined;
+}
+
+/** A library's own housekeeping (connection setup) while an app query runs: plain driver spans. */
+export function withoutTrail<T>(fn: () => T): T {
+  return context.with(context.active().deleteValue(EXECUTION), fn);
+}
