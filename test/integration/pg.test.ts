@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ts from 'typescript';
-import { FIXTURES, hazardsOf, lineOf, runFixture, topology, urlParts } from '../support/run-fixture';
+import { AGENT, FIXTURES, hazardsOf, lineOf, runFixture, topology, urlParts } from '../support/run-fixture';
 import { StripParameterProxy } from '../support/strip-parameter-proxy';
 
 const pair = () => ({ QT_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
@@ -247,6 +247,21 @@ describe('agent entry', () => {
     expect(run.spans[0].attributes['code.line.number']).toBe(5);
   });
 
+  it.each([
+    ['ts-node', ['-r', 'ts-node/register']],
+    ['tsx', ['--require', 'tsx/cjs']],
+  ])('names the real .ts line of an app %s compiles in memory', async (_loader, loaderArgs) => {
+    const source = path.join(FIXTURES, 'ts-app', 'app.ts');
+    const run = await runFixture(path.join('ts-app', 'app.ts'), {
+      env: { QT_PRIMARY: topology().primary, TS_NODE_TRANSPILE_ONLY: '1' },
+      nodeArgs: ['--require', AGENT, ...loaderArgs],
+    });
+    expect(run.code).toBe(0);
+    expect(run.spans.map((span) => span.attributes)).toEqual([
+      expect.objectContaining({ 'code.file.path': source, 'code.line.number': lineOf(source, 'query') }),
+    ]);
+  });
+
   it('names the TypeScript source of a compiled app through its source map', async () => {
     const source = path.join(FIXTURES, 'ts-app', 'app.ts');
     const outDir = path.join(FIXTURES, '.build', 'ts-app');
@@ -265,7 +280,7 @@ describe('agent entry', () => {
     expect(run.spans.length).toBe(1);
     expect(run.spans[0].attributes).toMatchObject({
       'code.file.path': source,
-      'code.line.number': 7,
+      'code.line.number': lineOf(source, 'query'),
       'code.function.name': 'loadItems',
       'querytrail.construction.file': source,
     });
