@@ -21,7 +21,8 @@ export class ConsoleWarnings implements WarningSink {
 
   suppressed(count: number): void {
     this.write(
-      `querytrail: ${count} more hazard warnings in the last minute were not printed (see the querytrail.hazards metric)\n`,
+      `querytrail: ${count} more hazard warnings in the last minute were not printed ` +
+        '(see the querytrail.hazards metric)\n',
     );
   }
 }
@@ -41,8 +42,11 @@ export class ConsoleSpanProcessor implements SpanProcessor {
     const hazards = span.events.filter((e) => e.name === HAZARD_EVENT).map((e) => e.attributes?.[HAZARD.CODE]);
     const ms = span.duration[0] * 1e3 + span.duration[1] / 1e6;
     this.write(
-      `querytrail span: ${span.name} ${ms.toFixed(1)}ms ran on ${a[ATTR.RAN_ALIAS]} (${a[ATTR.RAN_ROLE] ?? 'role unknown'})${built}` +
-        `${a[ATTR.ERROR_TYPE] ? ` error ${a[ATTR.ERROR_TYPE]}` : ''}${hazards.length ? ` hazards: ${hazards.join(', ')}` : ''}\n`,
+      `querytrail span: ${span.name} ${ms.toFixed(1)}ms ran on ${a[ATTR.RAN_ALIAS]} ` +
+        `(${a[ATTR.RAN_ROLE] ?? 'role unknown'})${built}` +
+        (a[ATTR.ERROR_TYPE] ? ` error ${a[ATTR.ERROR_TYPE]}` : '') +
+        (hazards.length ? ` hazards: ${hazards.join(', ')}` : '') +
+        '\n',
     );
   }
 

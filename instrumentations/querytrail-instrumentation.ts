@@ -87,18 +87,24 @@ export abstract class QuerytrailInstrumentation<
     );
   }
 
-  /** Puts back replaced exports, and unwraps every wrapped method of the exports' classes (and statics). */
+  /**
+   * Puts back replaced exports, and unwraps every wrapped method of the exports' classes (and statics).
+   * Only data properties are read: a getter (pg-pool's `waitingCount` on the prototype) may throw.
+   */
   private unpatchAll(exports: ClassExports | undefined): void {
-    for (const [key, value] of Object.entries(exports ?? {})) {
+    if (exports === undefined || exports === null) return;
+    const values = exportedValues(exports);
+    for (const [key, value] of values) {
       const original = (value as { [REPLACED]?: unknown } | undefined)?.[REPLACED];
       if (original !== undefined) (exports as Record<string, unknown>)[key] = original;
     }
-    for (const target of [exports, ...Object.values(exports ?? {})]) {
+    for (const target of [exports, ...values.map(([, value]) => value)]) {
       if (typeof target !== 'function' && typeof target !== 'object') continue;
       // the class itself (static methods) and its prototype
-      for (const holder of [target as unknown as Proto, (target as { prototype?: Proto } | undefined)?.prototype]) {
+      const prototype = (target as { prototype?: unknown } | null)?.prototype;
+      for (const holder of [target, prototype]) {
         if (holder === undefined || holder === null) continue;
-        for (const key of Object.getOwnPropertyNames(holder)) if (isWrapped(holder[key])) this._unwrap(holder, key);
+        for (const [key, value] of ownValues(holder)) if (isWrapped(value)) this._unwrap(holder as Proto, key);
       }
     }
   }
@@ -147,4 +153,27 @@ export abstract class QuerytrailInstrumentation<
     replaced[REPLACED] = original;
     (exports as Record<string, unknown>)[name] = replaced;
   }
+}
+
+/** A module's exports, getters included (bundlers export through getters). */
+function exportedValues(exports: object): [string, unknown][] {
+  const values: [string, unknown][] = [];
+  for (const key of Object.keys(exports)) {
+    try {
+      values.push([key, (exports as Record<string, unknown>)[key]]);
+    } catch {
+      // an export whose getter throws holds nothing querytrail patched
+    }
+  }
+  return values;
+}
+
+/** The own data properties of a class or prototype, without calling its getters. */
+function ownValues(holder: object): [string, unknown][] {
+  const values: [string, unknown][] = [];
+  for (const key of Object.getOwnPropertyNames(holder)) {
+    const descriptor = Object.getOwnPropertyDescriptor(holder, key);
+    if (descriptor !== undefined && 'value' in descriptor) values.push([key, descriptor.value]);
+  }
+  return values;
 }

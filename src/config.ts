@@ -76,7 +76,8 @@ function strictCodes(name: string, raw: string): Set<HazardCode> {
   const unknown = codes.filter((c) => !(HAZARD_CODES as readonly string[]).includes(c));
   if (unknown.length)
     throw new Error(
-      `${name}="${raw}" names unknown hazard ${unknown.join(', ')}; accepted: 1, 0 or a comma-separated list of ${HAZARD_CODES.join(', ')}`,
+      `${name}="${raw}" names unknown hazard ${unknown.join(', ')}; ` +
+        `accepted: 1, 0 or a comma-separated list of ${HAZARD_CODES.join(', ')}`,
     );
   return new Set(codes as HazardCode[]);
 }
@@ -99,7 +100,8 @@ const SETTINGS: {
         return parseDatabaseAliases(raw);
       } catch (err) {
         throw new Error(
-          `${name}: ${(err as Error).message}; expected alias=postgres://host:port/database?role=primary|replica, comma-separated`,
+          `${name}: ${(err as Error).message}; ` +
+            'expected alias=postgres://host:port/database?role=primary|replica, comma-separated',
         );
       }
     },

@@ -66,8 +66,9 @@ const OBSERVED = Object.freeze({ [Symbol.species]: Promise });
  */
 function observeAwaits(promise: Promise<unknown>, trail: Trail, firstRun: FirstRun): void {
   const then = promise.then;
-  Object.defineProperty(promise, 'constructor', { value: OBSERVED, configurable: true, writable: true });
-  Object.defineProperty(promise, 'then', {
+  // defineProperty returns the promise itself: nothing to await here
+  void Object.defineProperty(promise, 'constructor', { value: OBSERVED, configurable: true, writable: true });
+  void Object.defineProperty(promise, 'then', {
     configurable: true,
     writable: true,
     value: function awaited(this: Promise<unknown>, ...args: unknown[]) {

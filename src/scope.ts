@@ -75,5 +75,6 @@ export function routeOf(scope: Scope | undefined): string | undefined {
 export function describeScope(scope: Scope | undefined): string {
   if (scope === undefined) return 'init';
   if (scope.kind === 'job') return `job "${scope.name}"`;
-  return `request ${routeOf(scope) ?? `${scope.request.method ?? ''} ${(scope.request.url ?? '').split('?')[0]}`.trim()}`;
+  const requestLine = `${scope.request.method ?? ''} ${(scope.request.url ?? '').split('?')[0]}`.trim();
+  return `request ${routeOf(scope) ?? requestLine}`;
 }

@@ -9,7 +9,7 @@ import type { CapturePolicy } from './config';
 import type { DatabaseRef } from './database';
 import { getRuntime } from './runtime';
 import { currentScope, phaseOf } from './scope';
-import type { LibraryProfile, Trail, TrailKind } from './trail';
+import { KIND_LABELS, LibraryProfile, Trail, TrailKind } from './trail';
 
 export interface TrailFacts {
   /** The database the object is bound to; a derived object inherits its parent's. */
@@ -21,8 +21,6 @@ export interface TrailFacts {
   /** What messages call it when embedded. @default 'sub-query', 'raw fragment' or 'transaction' by kind */
   label?: string;
 }
-
-const LABELS: Record<TrailKind, string> = { query: 'sub-query', fragment: 'raw fragment', transaction: 'transaction' };
 
 /**
  * "A query object was built here." Called synchronously in the app's call; `below` is the patched
@@ -41,7 +39,7 @@ export function startTrail(
   return {
     library,
     kind,
-    label: facts.label ?? LABELS[kind],
+    label: facts.label ?? KIND_LABELS[kind],
     site: getRuntime().sites.constructionSite(below, phase, capture),
     phase,
     scopeId: scope?.id,

@@ -44,10 +44,15 @@ export function lexSql(sql: string, dialect: SqlDialect): LexedStatement {
       let depth = 1;
       i += 2;
       while (i < n && depth > 0) {
-        if (sql.charCodeAt(i) === 42 && sql.charCodeAt(i + 1) === 47) (depth--, (i += 2));
-        else if (dialect === 'postgresql' && sql.charCodeAt(i) === 47 && sql.charCodeAt(i + 1) === 42)
-          (depth++, (i += 2));
-        else i++;
+        if (sql.charCodeAt(i) === 42 && sql.charCodeAt(i + 1) === 47) {
+          depth--;
+          i += 2;
+        } else if (dialect === 'postgresql' && sql.charCodeAt(i) === 47 && sql.charCodeAt(i + 1) === 42) {
+          depth++;
+          i += 2;
+        } else {
+          i++;
+        }
       }
       pendingSpace = true;
     } else if (c === 39 || (c === 34 && dialect === 'mysql')) {

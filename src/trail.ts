@@ -19,6 +19,13 @@ export interface LibraryProfile {
  */
 export type TrailKind = 'query' | 'fragment' | 'transaction';
 
+/** What messages call an embedded object of each kind, unless the instrumentation names it. */
+export const KIND_LABELS: Readonly<Record<TrailKind, string>> = {
+  query: 'sub-query',
+  fragment: 'raw fragment',
+  transaction: 'transaction',
+};
+
 /**
  * The provenance record of a query object: where it was built, in which phase and scope, what it was bound
  * to, which object it was derived from, which query objects it embeds. Instrumentations state these facts

@@ -37,7 +37,8 @@ function collectParts(node: unknown, outer: Trail, seen: Set<unknown>, depth: nu
 
 /**
  * drizzle-orm 0.4x, pg-core with the node-postgres driver, CommonJS and ESM builds: a trail for every
- * select, insert, update, delete, `db.execute` and relational query (`db.query.*`), bound to the session's pool as chosen at construction
+ * select, insert, update, delete, `db.execute` and relational query (`db.query.*`), bound to the session's pool
+ * as chosen at construction
  * (so a `withReplicas` select shows the replica it was pinned to); parts found in the SQL tree being
  * compiled; the trail of the running query handed to the pg span.
  */

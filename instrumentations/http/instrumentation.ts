@@ -43,7 +43,8 @@ export class HttpScopeInstrumentation extends InstrumentationBase<Instrumentatio
             if (hasOurWrapper(proto.emit)) return moduleExports;
             if (isWrapped(proto.emit)) {
               diag.warn(
-                'querytrail: http.Server emit was wrapped before querytrail; create HttpScopeInstrumentation before HttpInstrumentation so queries know their request',
+                'querytrail: http.Server emit was wrapped before querytrail; create HttpScopeInstrumentation ' +
+                  'before HttpInstrumentation so queries know their request',
               );
             }
             proto.emit = this.scopeRequests(proto.emit);

@@ -86,6 +86,8 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
       return class PrismaClient extends Client {
         constructor(...args: unknown[]) {
           super(...args);
+          // the generated client keeps this class after an unpatch: a disabled instrumentation leaves it alone
+          if (!instrumentation.isEnabled()) return;
           guarded('prisma client', () => {
             const client = rawClientOf(this);
             if (client !== undefined && typeof client._createPrismaPromise === 'function') {
@@ -118,6 +120,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
   private tracesPromises(client: PrismaRawClient, factory: PrismaPromiseFactory): PrismaPromiseFactory {
     const instrumentation = this;
     return function createPrismaPromise(this: unknown, callback, ...rest) {
+      if (!instrumentation.isEnabled()) return factory.call(this, callback, ...rest);
       const built = guarded('prisma construction', () => instrumentation.promiseTrail(client, createPrismaPromise));
       if (built === undefined) return factory.call(this, callback, ...rest);
       let firstRun: FirstRun | undefined;

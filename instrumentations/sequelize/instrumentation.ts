@@ -47,7 +47,7 @@ const MODEL_STATICS = [
 ];
 const MODEL_METHODS = ['save', 'reload', 'update', 'destroy', 'restore', 'increment', 'decrement'];
 
-/** Where the instance's write and read pools point, as configured (sequelize merges each pool's settings over the base). */
+/** Where the write and read pools point, as configured (sequelize merges each pool's settings over the base). */
 function bindingsOf(sequelize: SequelizeInstance): ReplicatedBindings {
   let bindings = sequelize[BINDINGS] as ReplicatedBindings | undefined;
   if (bindings !== undefined) return bindings;

@@ -252,7 +252,7 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
   }
 }
 
-/** A clone (`.clone()`, or a builder turned into another type) is the same query object, derived: same trail and parts. */
+/** A clone (`.clone()`, or a builder turned into another type) is the same query object: same trail and parts. */
 function keepsTrail(original: Method): Method {
   return function clone(this: TypeormExpressionMap, ...args: unknown[]) {
     const map = original.apply(this, args) as TypeormExpressionMap;

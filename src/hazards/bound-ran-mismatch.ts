@@ -17,7 +17,8 @@ export const boundRanMismatch: HazardRule = (trail, execution) => {
     site,
     message:
       `The query at ${formatSite(site)} ran on ${execution.ran.alias}, declared ${declared} in QUERYTRAIL_DATABASES, ` +
-      `but the server says it is a ${actual} (${execution.server.roleEvidence}); fix the connection settings used there, or the declaration.`,
+      `but the server says it is a ${actual} (${execution.server.roleEvidence}); ` +
+      'fix the connection settings used there, or the declaration.',
     attributes: { [HAZARD.DECLARED_ROLE]: declared, [HAZARD.SERVER_ROLE]: actual },
   };
 };

@@ -15,7 +15,8 @@ export const crossDatabaseQuery: HazardRule = (trail, execution) => {
   if (foreign === undefined) return undefined;
   const foreignSite = resolveSite(foreign.site);
   const rebound = foreign.rebound
-    ? ` ${capitalize(foreign.library.name)} has also re-bound that ${foreign.label} to ${describeBinding(target)} for good: run alone later, it queries ${describeBinding(target)}.`
+    ? ` ${capitalize(foreign.library.name)} has also re-bound that ${foreign.label} to ${describeBinding(target)} ` +
+      `for good: run alone later, it queries ${describeBinding(target)}.`
     : '';
   const attributes = relatedSiteAttributes('part', foreignSite, {
     [HAZARD.PART_NAMESPACE]: foreign.binding?.namespace ?? '',
@@ -26,8 +27,10 @@ export const crossDatabaseQuery: HazardRule = (trail, execution) => {
     severity: 'error',
     site: resolveSite(trail.site),
     message:
-      `${capitalize(describeTrail(trail))} (bound to ${describeBinding(target)}) embeds a ${foreign.label} built at ${formatSite(foreignSite)} for ${describeBinding(foreign.binding)}, ` +
-      `but it is all sent to ${describeBinding(target)}, so that part reads ${describeBinding(target)}'s tables; query ${describeBinding(foreign.binding)} separately and pass the values.${rebound}`,
+      `${capitalize(describeTrail(trail))} (bound to ${describeBinding(target)}) embeds a ${foreign.label} ` +
+      `built at ${formatSite(foreignSite)} for ${describeBinding(foreign.binding)}, ` +
+      `but it is all sent to ${describeBinding(target)}, so that part reads ${describeBinding(target)}'s tables; ` +
+      `query ${describeBinding(foreign.binding)} separately and pass the values.${rebound}`,
     attributes,
   };
 };

@@ -20,8 +20,10 @@ export const crossDatabaseTransaction: HazardRule = (trail, execution) => {
       handed.binding,
       handed.site,
       (what, begunAt) =>
-        `${what} was given to the transaction started at ${begunAt} on ${describeBinding(handed.binding)}, but it belongs to ${describeBinding(execution.ran)} and runs there, outside that transaction: ` +
-        "it neither sees the transaction's writes nor rolls back with it; run it in a transaction of its own client, or move that table to one database.",
+        `${what} was given to the transaction started at ${begunAt} on ${describeBinding(handed.binding)}, ` +
+        `but it belongs to ${describeBinding(execution.ran)} and runs there, outside that transaction: ` +
+        "it neither sees the transaction's writes nor rolls back with it; " +
+        'run it in a transaction of its own client, or move that table to one database.',
     );
   }
   if (!execution.statement.isWrite) return undefined;
@@ -33,8 +35,10 @@ export const crossDatabaseTransaction: HazardRule = (trail, execution) => {
     open.database,
     open.site,
     (what, begunAt) =>
-      `${what} writes to ${describeBinding(execution.ran)} while ${describeScope(execution.scope)} has a transaction open on ${describeBinding(open.database)} (begun at ${begunAt}): ` +
-      'this write is not part of it, so a rollback there leaves it in place and a failure here leaves that one committed; write to one database per transaction, or make this step idempotent and run it after the commit.',
+      `${what} writes to ${describeBinding(execution.ran)} while ${describeScope(execution.scope)} ` +
+      `has a transaction open on ${describeBinding(open.database)} (begun at ${begunAt}): ` +
+      'this write is not part of it, so a rollback there leaves it in place and a failure here leaves that one ' +
+      'committed; write to one database per transaction, or make this step idempotent and run it after the commit.',
   );
 };
 

@@ -13,6 +13,8 @@ export const crossRequestReuse: HazardRule = (trail, execution) => {
     code: 'cross_request_reuse',
     severity: 'warning',
     site: resolveSite(root.site),
-    message: `The ${root.library.name} query built at ${formatSite(resolveSite(root.site))} in an earlier request runs again in ${describeScope(scope)}: it is cached across requests; build it per request.`,
+    message:
+      `The ${root.library.name} query built at ${formatSite(resolveSite(root.site))} in an earlier request ` +
+      `runs again in ${describeScope(scope)}: it is cached across requests; build it per request.`,
   };
 };

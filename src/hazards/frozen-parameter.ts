@@ -44,7 +44,9 @@ export const frozenParameter: HazardRule = (trail, execution) => {
         severity: 'warning',
         site,
         message:
-          `${capitalize(describeTrail(t))} carries a timestamp computed when it was built, ${describeAge(stale)} ago, and sends that stale value on every run; ` +
+          `${capitalize(describeTrail(t))} carries a timestamp computed when it was built, ` +
+          `${describeAge(stale)} ago, ` +
+          'and sends that stale value on every run; ' +
           'compute it when the query runs: build the query inside the request.',
         attributes: { [HAZARD.STALE_MS]: stale },
       };

@@ -21,7 +21,8 @@ export const initQueryInRequest: HazardRule = (trail, execution) => {
     severity: 'warning',
     site,
     message:
-      `${capitalize(describeTrail(root))}${derived} runs in ${describeScope(execution.scope)}, ${describeAge(execution.now - root.createdAt)} after it was built, ` +
+      `${capitalize(describeTrail(root))}${derived} runs in ${describeScope(execution.scope)}, ` +
+      `${describeAge(execution.now - root.createdAt)} after it was built, ` +
       `bound to ${describeBinding(root.binding)} since then; build it inside the request instead.`,
     attributes: { [HAZARD.AGE_MS]: execution.now - root.createdAt },
   };

@@ -32,8 +32,9 @@ export function memoisedResultReuse(
     severity: 'warning',
     site,
     message:
-      `${capitalize(describeTrail(trail))} is awaited in ${describeScope(scope)}, but it already ran: it sends no query and returns the rows ` +
-      `it read from ${describeBinding(trail.binding)} ${fetched}, ${describeAge(now - firstRun.at)} ago; make the call in the request instead (${formatSite(site)}).`,
+      `${capitalize(describeTrail(trail))} is awaited in ${describeScope(scope)}, but it already ran: ` +
+      `it sends no query and returns the rows it read from ${describeBinding(trail.binding)} ${fetched}, ` +
+      `${describeAge(now - firstRun.at)} ago; make the call in the request instead (${formatSite(site)}).`,
     attributes: { [HAZARD.AGE_MS]: now - firstRun.at, [HAZARD.MEMOISED]: true },
   };
 }

@@ -22,13 +22,16 @@ export const readAfterWrite: HazardRule = (trail, execution) => {
   if (write === undefined) return undefined;
   const { site, where } = describeExecution(trail, execution);
   const writeSite = resolveSite(write.site);
+  const advice = trail?.library.primaryReadAdvice ?? 'read it from the primary';
   return {
     code: 'read_after_write',
     severity: 'warning',
     site,
     message:
-      `${statement.summary} ${where} reads ${write.table} from ${execution.ran.alias}, a replica (${execution.server.roleEvidence}), after this request wrote it on the primary at ${formatSite(writeSite)}: ` +
-      `with replication lag the read may not see the write; ${trail?.library.primaryReadAdvice ?? 'read it from the primary'}.`,
+      `${statement.summary} ${where} reads ${write.table} from ${execution.ran.alias}, ` +
+      `a replica (${execution.server.roleEvidence}), ` +
+      `after this request wrote it on the primary at ${formatSite(writeSite)}: ` +
+      `with replication lag the read may not see the write; ${advice}.`,
     attributes: relatedSiteAttributes('write', writeSite, { [HAZARD.TABLE]: write.table }),
   };
 };

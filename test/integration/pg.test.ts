@@ -244,7 +244,7 @@ describe('agent entry', () => {
     expect(run.code).toBe(0);
     expect(run.spans.length).toBe(1);
     expect(run.spans[0].attributes['code.file.path']).toBe(path.join(FIXTURES, 'esm-app.mjs'));
-    expect(run.spans[0].attributes['code.line.number']).toBe(5);
+    expect(run.spans[0].attributes['code.line.number']).toBe(lineOf('esm-app.mjs', 'query'));
   });
 
   it.each([

@@ -4,7 +4,9 @@ import {
   ExportedSpan,
   FIXTURES,
   hazardEvent as event,
+  expectRanOn,
   hazardsOf,
+  lineOf,
   ormFixtureEnv,
   runFixture,
   spansInRoute,
@@ -13,6 +15,7 @@ import {
 
 // The client is generated offline by `npm test` (npm run generate:prisma) from test/fixtures/prisma/schema.prisma.
 const FIXTURE = path.join(FIXTURES, 'prisma-app.js');
+const line = (name: string) => lineOf(FIXTURE, name);
 const port = (url: string) => Number(new URL(url).port);
 const prismaQueries = (spans: ExportedSpan[]) => spans.filter((s) => s.attributes['querytrail.library'] === 'prisma');
 
@@ -29,27 +32,15 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     const [read, primary, replicaProbe, primaryProbe] = prismaQueries(spansInRoute(run.spans, 'GET /routed'));
     const standby = port(topology().pair.standby);
     const pairPrimary = port(topology().pair.primary);
-    for (const span of [read, replicaProbe])
-      expect(span.attributes).toMatchObject({
-        'querytrail.bound.pool': 'replica',
-        'querytrail.bound.port': standby,
-        'querytrail.ran.port': standby,
-        'querytrail.ran.role': 'replica',
-      });
-    for (const span of [primary, primaryProbe])
-      expect(span.attributes).toMatchObject({
-        'querytrail.bound.pool': 'primary',
-        'querytrail.bound.port': pairPrimary,
-        'querytrail.ran.port': pairPrimary,
-        'querytrail.ran.role': 'primary',
-      });
+    expectRanOn([read, replicaProbe], 'replica', standby, 'replica');
+    expectRanOn([primary, primaryProbe], 'primary', pairPrimary, 'primary');
     // the extension re-issues the read on the replica client: it keeps the line of the app's call
     expect(read.attributes).toMatchObject({
       'querytrail.construction.file': FIXTURE,
-      'querytrail.construction.line': 21,
-      'code.line.number': 21,
+      'querytrail.construction.line': line('read'),
+      'code.line.number': line('read'),
     });
-    expect(replicaProbe.attributes).toMatchObject({ 'querytrail.construction.line': 19 });
+    expect(replicaProbe.attributes).toMatchObject({ 'querytrail.construction.line': line('probe') });
     for (const span of run.spans) expect(hazardsOf(span)).toEqual([]);
   });
 
@@ -66,7 +57,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(hazardsOf(span)).toEqual(['write_on_replica']);
     expect(event(span, 'write_on_replica')).toMatchObject({
       'querytrail.hazard.file': FIXTURE,
-      'querytrail.hazard.line': 26,
+      'querytrail.hazard.line': line('replica-write'),
     });
   });
 
@@ -78,8 +69,8 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(hazardsOf(write)).toEqual([]);
     expect(hazardsOf(read)).toEqual(['read_after_write']);
     expect(event(read, 'read_after_write')).toMatchObject({
-      'querytrail.hazard.line': 29,
-      'querytrail.hazard.write.line': 28,
+      'querytrail.hazard.line': line('read-after-update'),
+      'querytrail.hazard.write.line': line('update'),
       'querytrail.hazard.table': 'items',
     });
     expect(event(read, 'read_after_write')['querytrail.hazard.message']).toContain('read through `$primary()`');
@@ -94,10 +85,10 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(flagged[0].attributes).toMatchObject({
       'db.namespace': 'qt_analytics',
       'db.operation.name': 'UPDATE',
-      'querytrail.construction.line': 36,
+      'querytrail.construction.line': line('transfer-foreign'),
     });
     expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({
-      'querytrail.hazard.transaction.line': 36,
+      'querytrail.hazard.transaction.line': line('transfer'),
       'querytrail.hazard.transaction.namespace': 'qt_app',
     });
     expect(event(flagged[0], 'cross_database_transaction')['querytrail.hazard.message']).toContain(
@@ -106,13 +97,13 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     const same = prismaQueries(spansInRoute(run.spans, 'GET /same-transaction'));
     // batch and interactive transactions: BEGIN … COMMIT on qt_app, carrying the $transaction lines
     expect(same.map((s) => [s.attributes['db.operation.name'], s.attributes['querytrail.construction.line']])).toEqual([
-      ['BEGIN', 40],
-      ['UPDATE', 40],
-      ['SELECT', 40],
-      ['COMMIT', 40],
-      ['BEGIN', 41],
-      ['SELECT', 41],
-      ['COMMIT', 41],
+      ['BEGIN', line('batch')],
+      ['UPDATE', line('batch')],
+      ['SELECT', line('batch')],
+      ['COMMIT', line('batch')],
+      ['BEGIN', line('interactive')],
+      ['SELECT', line('interactive')],
+      ['COMMIT', line('interactive')],
     ]);
     for (const span of same) expect(hazardsOf(span)).toEqual([]);
   });
@@ -128,9 +119,9 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
       ['qt_app', 'COMMIT', []],
     ]);
     const update = spans[2];
-    expect(update.attributes['querytrail.construction.line']).toBe(46);
+    expect(update.attributes['querytrail.construction.line']).toBe(line('foreign-work'));
     expect(event(update, 'cross_database_transaction')).toMatchObject({
-      'querytrail.hazard.transaction.line': 46,
+      'querytrail.hazard.transaction.line': line('interactive-foreign'),
       'querytrail.hazard.transaction.namespace': 'qt_app',
     });
   });
@@ -154,8 +145,8 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
       expect(queries).toHaveLength(1);
       expect(queries[0].attributes).toMatchObject({
         'querytrail.construction.phase': 'init',
-        'querytrail.construction.line': 13,
-        'code.line.number': 44,
+        'querytrail.construction.line': line('published'),
+        'code.line.number': line('published-await'),
       });
       expect(hazardsOf(queries[0])).toEqual(['init_query_in_request', 'frozen_parameter']);
       // the second gets the kept rows without a query: the hazard goes on its request's span, and is counted
@@ -171,7 +162,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
       expect(memoised[0]).toMatchObject({
         'querytrail.hazard.code': 'init_query_in_request',
         'querytrail.hazard.memoised': true,
-        'querytrail.hazard.line': 13,
+        'querytrail.hazard.line': line('published'),
       });
       expect(memoised[0]['querytrail.hazard.message']).toMatch(
         /is awaited in request GET \/published, but it already ran: it sends no query/,
@@ -198,13 +189,13 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(run.stdout).toBe('/count 200 3\n');
     const [boot] = prismaQueries(run.spans);
     expect(boot.attributes).toMatchObject({
-      'querytrail.construction.line': 14,
+      'querytrail.construction.line': line('item-count'),
       'querytrail.execution.phase': 'init',
-      'code.line.number': 49,
+      'code.line.number': line('boot-await'),
     });
     expect(prismaQueries(run.spans)).toHaveLength(1);
     expect(run.stderr).toMatch(
-      /The prisma query built at init at \S+prisma-app\.js:14:\d+ is awaited in request GET \/count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/,
+      /The prisma query built at init at \S+prisma-app\.js:\d+:\d+ is awaited in request GET \/count, but it already ran: it sends no query and returns the rows it read from \S+qt_app at init/,
     );
   });
 

@@ -3,7 +3,9 @@ import {
   ExportedSpan,
   FIXTURES,
   hazardEvent as event,
+  expectRanOn,
   hazardsOf,
+  lineOf,
   ormFixtureEnv,
   runFixture,
   spansInRoute,
@@ -11,6 +13,7 @@ import {
 } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'typeorm-app.js');
+const line = (name: string) => lineOf(FIXTURE, name);
 const port = (url: string) => Number(new URL(url).port);
 const typeormQueries = (spans: ExportedSpan[]) => spans.filter((s) => s.attributes['querytrail.library'] === 'typeorm');
 
@@ -28,27 +31,18 @@ describe('typeorm with replication: where each query really ran', () => {
     const [find, builder, master, slaveProbe, masterProbe] = typeormQueries(spansInRoute(run.spans, 'GET /routed'));
     const standby = port(topology().pair.standby);
     const primary = port(topology().pair.primary);
-    for (const span of [find, builder, slaveProbe])
-      expect(span.attributes).toMatchObject({
-        'querytrail.bound.pool': 'slave',
-        'querytrail.bound.port': standby,
-        'querytrail.ran.port': standby,
-        'querytrail.ran.role': 'replica',
-      });
-    for (const span of [master, masterProbe])
-      expect(span.attributes).toMatchObject({
-        'querytrail.bound.pool': 'master',
-        'querytrail.bound.port': primary,
-        'querytrail.ran.port': primary,
-        'querytrail.ran.role': 'primary',
-      });
+    expectRanOn([find, builder, slaveProbe], 'slave', standby, 'replica');
+    expectRanOn([master, masterProbe], 'master', primary, 'primary');
     expect(find.attributes).toMatchObject({
       'querytrail.construction.file': FIXTURE,
-      'querytrail.construction.line': 28,
-      'code.line.number': 28,
+      'querytrail.construction.line': line('find'),
+      'code.line.number': line('find'),
     });
-    expect(builder.attributes).toMatchObject({ 'querytrail.construction.line': 29, 'code.line.number': 29 });
-    expect(slaveProbe.attributes).toMatchObject({ 'querytrail.construction.line': 31 });
+    expect(builder.attributes).toMatchObject({
+      'querytrail.construction.line': line('builder'),
+      'code.line.number': line('builder'),
+    });
+    expect(slaveProbe.attributes).toMatchObject({ 'querytrail.construction.line': line('probe') });
     for (const span of run.spans) expect(hazardsOf(span)).toEqual([]);
   });
 
@@ -57,9 +51,9 @@ describe('typeorm with replication: where each query really ran', () => {
     expect(run.stdout).toBe(
       '/cte-write 500 {"name":"QueryFailedError","code":"25006"}\n/slave-write 500 {"name":"QueryFailedError","code":"25006"}\n',
     );
-    for (const [route, line] of [
-      ['GET /cte-write', 34],
-      ['GET /slave-write', 35],
+    for (const [route, writeLine] of [
+      ['GET /cte-write', line('cte-write')],
+      ['GET /slave-write', line('slave-write')],
     ] as const) {
       const [span] = typeormQueries(spansInRoute(run.spans, route));
       expect(span.attributes).toMatchObject({
@@ -68,7 +62,7 @@ describe('typeorm with replication: where each query really ran', () => {
         'error.type': '25006',
       });
       expect(hazardsOf(span)).toEqual(['write_on_replica']);
-      expect(event(span, 'write_on_replica')['querytrail.hazard.line']).toBe(line);
+      expect(event(span, 'write_on_replica')['querytrail.hazard.line']).toBe(writeLine);
     }
   });
 
@@ -80,8 +74,8 @@ describe('typeorm with replication: where each query really ran', () => {
     expect(hazardsOf(write)).toEqual([]);
     expect(hazardsOf(read)).toEqual(['read_after_write']);
     expect(event(read, 'read_after_write')).toMatchObject({
-      'querytrail.hazard.line': 38,
-      'querytrail.hazard.write.line': 37,
+      'querytrail.hazard.line': line('read-after-update'),
+      'querytrail.hazard.write.line': line('update'),
       'querytrail.hazard.table': 'items',
     });
     expect(event(read, 'read_after_write')['querytrail.hazard.message']).toContain("createQueryRunner('master')");
@@ -96,17 +90,17 @@ describe('typeorm with replication: where each query really ran', () => {
     expect(
       transfer.map((s) => [s.attributes['db.operation.name'], s.attributes['querytrail.construction.line']]),
     ).toEqual([
-      ['START', 45],
-      ['UPDATE', 46],
-      ['UPDATE', 47],
-      ['COMMIT', 45],
+      ['START', line('transaction')],
+      ['UPDATE', line('transfer-update')],
+      ['UPDATE', line('analytics-write')],
+      ['COMMIT', line('transaction')],
     ]);
     const flagged = transfer.filter((s) => hazardsOf(s).length > 0);
     expect(flagged).toHaveLength(1);
     expect(flagged[0].attributes).toMatchObject({ 'db.namespace': 'qt_analytics', 'db.operation.name': 'UPDATE' });
     expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({
-      'querytrail.hazard.line': 47,
-      'querytrail.hazard.transaction.line': 45,
+      'querytrail.hazard.line': line('analytics-write'),
+      'querytrail.hazard.transaction.line': line('transaction'),
       'querytrail.hazard.transaction.namespace': 'qt_app',
     });
     for (const span of spansInRoute(run.spans, 'GET /same-transaction')) expect(hazardsOf(span)).toEqual([]);
@@ -121,21 +115,21 @@ describe('typeorm with replication: where each query really ran', () => {
     expect(run.stdout).toBe(
       '/from-subquery 200 [1,2,3]\n/cte-foreign 200 [1,2,3]\n/join-foreign 200 [1,2,3]\n/same-subquery 200 [1,2,3]\n',
     );
-    for (const [route, line, column] of [
-      ['GET /from-subquery', 57, 137],
-      ['GET /cte-foreign', 58, 107],
-      ['GET /join-foreign', 62, 160],
+    for (const [route, outer, part] of [
+      ['GET /from-subquery', 'from-subquery', 'part'],
+      ['GET /cte-foreign', 'cte-foreign', 'cte-part'],
+      ['GET /join-foreign', 'join-foreign', 'part'],
     ] as const) {
       const [span] = typeormQueries(spansInRoute(run.spans, route));
       expect(hazardsOf(span)).toEqual(['cross_database_query']);
       expect(span.attributes['querytrail.parts.namespaces']).toEqual(['qt_app', 'qt_analytics']);
       expect(event(span, 'cross_database_query')).toMatchObject({
-        'querytrail.hazard.line': line,
-        'querytrail.hazard.part.line': line,
+        'querytrail.hazard.line': line(outer),
+        'querytrail.hazard.part.line': line(part),
         'querytrail.hazard.part.namespace': 'qt_analytics',
       });
       expect(event(span, 'cross_database_query')['querytrail.hazard.message']).toContain(
-        `typeorm-app.js:${line}:${column}`,
+        `typeorm-app.js:${line(part)}:`,
       );
     }
     for (const span of spansInRoute(run.spans, 'GET /same-subquery')) expect(hazardsOf(span)).toEqual([]);
@@ -147,15 +141,15 @@ describe('typeorm with replication: where each query really ran', () => {
     const [span] = typeormQueries(spansInRoute(run.spans, 'GET /published'));
     expect(span.attributes).toMatchObject({
       'querytrail.construction.phase': 'init',
-      'querytrail.construction.line': 13,
-      'code.line.number': 60,
+      'querytrail.construction.line': line('published'),
+      'code.line.number': line('published-run'),
     });
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
-    expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(13);
+    expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(line('published'));
     const [raw] = typeormQueries(spansInRoute(run.spans, 'GET /raw'));
     expect(raw.attributes).toMatchObject({
-      'querytrail.construction.line': 61,
-      'code.line.number': 61,
+      'querytrail.construction.line': line('raw'),
+      'code.line.number': line('raw'),
       'querytrail.construction.phase': 'request',
     });
     expect(hazardsOf(raw)).toEqual([]);
@@ -165,7 +159,10 @@ describe('typeorm with replication: where each query really ran', () => {
     const run = await runFixture('typeorm-app.js', { env: ormFixtureEnv(), args: ['/cached'] });
     expect(run.stdout).toBe('/cached 200 [2,3]\n');
     const [span] = typeormQueries(spansInRoute(run.spans, 'GET /cached'));
-    expect(span.attributes).toMatchObject({ 'querytrail.construction.line': 13, 'code.line.number': 63 });
+    expect(span.attributes).toMatchObject({
+      'querytrail.construction.line': line('published'),
+      'code.line.number': line('cached'),
+    });
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
   });
 });
@@ -174,10 +171,12 @@ describe('typeorm: a call made at boot, awaited in a request', () => {
   it('flags the await: typeorm ran it at boot, the request gets those rows without a query', async () => {
     const run = await runFixture('typeorm-app.js', { env: ormFixtureEnv(), args: ['/boot-count', '/boot-count'] });
     expect(run.stdout).toBe('/boot-count 200 3\n/boot-count 200 3\n');
-    const counts = typeormQueries(run.spans).filter((s) => s.attributes['querytrail.construction.line'] === 69);
+    const counts = typeormQueries(run.spans).filter(
+      (s) => s.attributes['querytrail.construction.line'] === line('boot-count'),
+    );
     expect(counts.map((s) => s.attributes['querytrail.execution.phase'])).toEqual(['init']);
     expect(run.stderr).toMatch(
-      /The typeorm query built at init at \S+typeorm-app\.js:69:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query/,
+      /The typeorm query built at init at \S+typeorm-app\.js:\d+:\d+ is awaited in request GET \/boot-count, but it already ran: it sends no query/,
     );
   });
 });
@@ -191,7 +190,9 @@ describe('typeorm: an ESM app', () => {
     expect(run.code).toBe(0);
     // whereExists ran qt_analytics' builder on qt_app, which has no row 100
     expect(run.stdout).toBe('[]\n');
-    const [span] = typeormQueries(run.spans).filter((s) => s.attributes['querytrail.construction.line'] === 7);
+    const [span] = typeormQueries(run.spans).filter(
+      (s) => s.attributes['querytrail.construction.line'] === lineOf('typeorm-esm.mjs', 'query'),
+    );
     expect(span.attributes).toMatchObject({
       'querytrail.construction.file': path.join(FIXTURES, 'typeorm-esm.mjs'),
       'querytrail.bound.namespace': 'qt_app',

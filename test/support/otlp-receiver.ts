@@ -2,13 +2,12 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 // The OTLP protobuf schema, from the last otlp-transformer release that shipped its generated root.
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const root = require('otlp-proto-root/build/src/generated/root');
 const TraceRequest = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
 const MetricsRequest = root.opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest;
 const TraceResponse = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 /** A real OTLP/HTTP (protobuf) receiver on 127.0.0.1, standing in for a collector, Jaeger or Tempo. */
 export class OtlpReceiver {

@@ -137,3 +137,15 @@ export function lineOf(fixture: string, name: string): number {
   if (found < 0) throw new Error(`no line tagged @line:${name} in ${file}`);
   return found + 1;
 }
+
+/** Each span went through the ORM's `pool`, was bound to the server at `port` and ran there, which said `role`. */
+export function expectRanOn(spans: ExportedSpan[], pool: string, port: number, role: 'primary' | 'replica'): void {
+  for (const span of spans) {
+    expect(span.attributes).toMatchObject({
+      'querytrail.bound.pool': pool,
+      'querytrail.bound.port': port,
+      'querytrail.ran.port': port,
+      'querytrail.ran.role': role,
+    });
+  }
+}

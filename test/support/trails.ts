@@ -2,15 +2,13 @@
 import type { SiteRef } from '../../src/callsite';
 import type { DatabaseRef } from '../../src/database';
 import { currentScope, phaseOf } from '../../src/scope';
-import type { LibraryProfile, Trail, TrailKind } from '../../src/trail';
+import { KIND_LABELS, LibraryProfile, Trail, TrailKind } from '../../src/trail';
 
 const PROFILES: Record<string, LibraryProfile> = {};
 /** One profile per library name, as each instrumentation registers one. */
-export function profile(name: string, primaryReadAdvice?: string): LibraryProfile {
-  return (PROFILES[name] ??= { name, primaryReadAdvice });
+export function profile(name: string): LibraryProfile {
+  return (PROFILES[name] ??= { name });
 }
-
-const LABELS: Record<TrailKind, string> = { query: 'sub-query', fragment: 'raw fragment', transaction: 'transaction' };
 
 export function makeTrail(init: {
   library: string;
@@ -25,7 +23,7 @@ export function makeTrail(init: {
   return {
     library: profile(init.library),
     kind,
-    label: init.label ?? LABELS[kind],
+    label: init.label ?? KIND_LABELS[kind],
     site: init.site,
     phase: phaseOf(scope),
     scopeId: scope?.id,

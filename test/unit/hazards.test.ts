@@ -170,7 +170,8 @@ describe('cross_request_reuse', () => {
       'The knex query built at /app/reports.js:7:3 in an earlier request runs again in request GET /a: it is cached across requests; build it per request.',
     );
     expect(crossRequestReuse(trail, inRequest(first))).toBeUndefined();
-    expect(crossRequestReuse(built(7, 100), inRequest(second))).toBeUndefined(); // init-built: the other rule's business
+    // init-built: the other rule's business
+    expect(crossRequestReuse(built(7, 100), inRequest(second))).toBeUndefined();
   });
 });
 
