@@ -23,7 +23,7 @@ api.metrics.setGlobalMeterProvider(meterProvider);
 // Apps build and run their queries inside requests or jobs; querytrail's policies depend on that.
 let inScope = (fn) => fn();
 if (variant.startsWith('querytrail')) {
-  const qt = require('../dist/src/index.js');
+  const qt = require(variant === 'querytrail (baseline)' ? process.env.QT_BENCH_BASELINE : '../dist/src/index.js');
   inScope = (fn) => qt.runInJob('bench', fn);
   qt.configureQuerytrail({ console: 'off', capture: variant === 'querytrail (lean)' ? 'lean' : 'auto' });
   const libraries = [

@@ -7,7 +7,10 @@ const path = require('node:path');
 const ROUNDS = Number(process.env.QT_BENCH_ROUNDS ?? 5);
 const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 10000);
 const WARMUP = Number(process.env.QT_BENCH_WARMUP ?? 3000);
+// QT_BENCH_BASELINE=<another checkout's dist/src/index.js> adds `querytrail (baseline)`: a refactor measured
+// against the code it replaces, interleaved in the same run.
 const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (lean)'];
+if (process.env.QT_BENCH_BASELINE) VARIANTS.push('querytrail (baseline)');
 const ALL_WORKLOADS = [
   'SELECT 1',
   'PK lookup',
@@ -84,6 +87,10 @@ async function main() {
     const qt = m.querytrail.cpu - bare.cpu;
     const otel = m['OTel contrib'].cpu - bare.cpu;
     console.log(`  querytrail adds ${(qt / otel).toFixed(2)}× the CPU the OTel contrib instrumentation adds`);
+    if (m['querytrail (baseline)']) {
+      const baseline = m['querytrail (baseline)'].cpu - bare.cpu;
+      console.log(`  querytrail adds ${(qt / baseline).toFixed(2)}× the CPU its baseline adds`);
+    }
   }
 }
 main().catch((err) => {
