@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import type { MeterProvider } from '@opentelemetry/api';
 import {
   InstrumentationBase,
@@ -6,11 +7,13 @@ import {
   isWrapped,
 } from '@opentelemetry/instrumentation';
 import { QuerytrailInstrumentationConfig, stripUndefined } from '../src/config';
+import { guarded } from '../src/guard';
 import { getRuntime } from '../src/runtime';
 import type { SiteRef } from '../src/callsite';
 import { entrySite, startTrail, TrailFacts } from '../src/seam';
 import type { LibraryProfile, Trail } from '../src/trail';
 import { VERSION } from '../src/version';
+import { checkSupportedVersion, reportOnce } from '../src/versions';
 
 export type Method = (this: any, ...args: any[]) => any;
 export type Proto = Record<string, Method>;
@@ -42,6 +45,38 @@ export abstract class QuerytrailInstrumentation<
 
   protected defaults(): Partial<C> {
     return { capture: getRuntime().config.capture } as Partial<C>;
+  }
+
+  /** What still works when the library's version is not supported (said with the version warning). */
+  protected readonly unsupportedConsequence: string =
+    'its queries are still traced as driver (pg) spans, without provenance';
+
+  /**
+   * The definitions, each with a watcher of every version of its module: one outside the supported
+   * ranges is reported (OpenTelemetry would skip it without a word).
+   */
+  protected checkingVersions(
+    definitions: InstrumentationNodeModuleDefinition[],
+  ): InstrumentationNodeModuleDefinition[] {
+    const watchers = definitions.map(
+      (definition) =>
+        new InstrumentationNodeModuleDefinition(definition.name, ['*'], (exports: unknown, version?: string) => {
+          guarded('version check', () => {
+            const consequence = this.unsupportedConsequence; // a field: read once the subclass is constructed
+            if (!checkSupportedVersion(definition.name, version, definition.supportedVersions, consequence)) return;
+            // Node's require() of an ES module: its inner files load as ESM, which only --import can hook
+            if (types.isModuleNamespaceObject(exports)) {
+              reportOnce(
+                `querytrail: ${definition.name} ${version} is an ES module loaded with require(), which querytrail ` +
+                  `cannot patch: import it from an ES module, in an app started with --import querytrail/agent; ` +
+                  `until then ${consequence}`,
+              );
+            }
+          });
+          return exports;
+        }),
+    );
+    return [...definitions, ...watchers];
   }
 
   override setMeterProvider(meterProvider: MeterProvider): void {

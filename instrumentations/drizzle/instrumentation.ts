@@ -9,7 +9,7 @@ import type { DrizzleBuilder, DrizzleInstrumentationConfig } from './types';
 
 const DRIZZLE: LibraryProfile = { name: 'drizzle' };
 const TRAIL = Symbol('querytrail.drizzle.trail');
-const VERSIONS = ['>=0.40.0 <1'];
+const VERSIONS = ['>=0.29.0 <1'];
 
 /** The SQL objects a builder produced (e.g. for `$with(...).as(builder)`), so parts can be traced back. */
 const sqlOwners = new WeakMap<object, Trail>();
@@ -90,12 +90,12 @@ export class DrizzleInstrumentation extends QuerytrailInstrumentation<DrizzleIns
         this.wrapMethod(e.NodePgPreparedQuery, 'all', runs);
       }),
     ];
-    return [
+    return this.checkingVersions([
       new InstrumentationNodeModuleDefinition('drizzle-orm', VERSIONS, undefined, undefined, [
         ...files('cjs'),
         ...files('js'),
       ]),
-    ];
+    ]);
   }
 
   private stamp<T>(object: T, session: DrizzleBuilder['session'], below: Function): T {

@@ -10,7 +10,7 @@ import type { KnexClient, KnexInstrumentationConfig, KnexQueryObject } from './t
 const KNEX: LibraryProfile = { name: 'knex' };
 const TRAIL = Symbol('querytrail.knex.trail');
 const BINDING = Symbol('querytrail.knex.binding');
-const VERSIONS = ['>=3.0.0 <4'];
+const VERSIONS = ['>=2.4.0 <4'];
 
 function bindingOf(client: KnexClient): DatabaseRef | undefined {
   let ref = client[BINDING] as DatabaseRef | undefined;
@@ -67,7 +67,7 @@ export class KnexInstrumentation extends QuerytrailInstrumentation<KnexInstrumen
 
   protected override init() {
     const constructs = this.constructs.bind(this);
-    return [
+    return this.checkingVersions([
       new InstrumentationNodeModuleDefinition('knex', VERSIONS, undefined, undefined, [
         this.patchFile('knex/lib/client.js', VERSIONS, (Client: ClassExports) => {
           this.wrapMethod(Client, 'queryBuilder', constructs('query'));
@@ -90,7 +90,7 @@ export class KnexInstrumentation extends QuerytrailInstrumentation<KnexInstrumen
           this.wrapMethod(Runner, 'stream', (original) => this.streams(original));
         }),
       ]),
-    ];
+    ]);
   }
 
   /** Gives a newly built query object its trail. */

@@ -16,7 +16,13 @@ import type {
 
 const KYSELY: LibraryProfile = { name: 'kysely', primaryReadAdvice: 'read through the primary dialect' };
 const TRAIL = Symbol('querytrail.kysely.trail');
-const VERSIONS = ['>=0.28.0 <0.29'];
+const VERSIONS = ['>=0.28.0 <0.30'];
+/** 0.28 ships CommonJS and ESM builds side by side; 0.29 is ESM only, in `dist/` itself. */
+const BUILDS: [string, string[]][] = [
+  ['dist/cjs/', ['>=0.28.0 <0.29']],
+  ['dist/esm/', ['>=0.28.0 <0.29']],
+  ['dist/', ['>=0.29.0 <0.30']],
+];
 
 /** The QueryCreator methods that start a query; chained builders keep the root's query id. */
 const ROOT_BUILDERS = [
@@ -111,34 +117,31 @@ export class KyselyInstrumentation extends QuerytrailInstrumentation<KyselyInstr
   }
 
   protected override init() {
-    const files = (format: string) => [
-      this.patchFile(`kysely/dist/${format}/util/query-id.js`, VERSIONS, (e: ClassExports) =>
+    const files = ([dir, versions]: [string, string[]]) => [
+      this.patchFile(`kysely/${dir}util/query-id.js`, versions, (e: ClassExports) =>
         this.replaceExport(e, 'createQueryId', takesCreatingTrail),
       ),
-      this.patchFile(`kysely/dist/${format}/query-creator.js`, VERSIONS, (e: ClassExports) => {
+      this.patchFile(`kysely/${dir}query-creator.js`, versions, (e: ClassExports) => {
         for (const name of ROOT_BUILDERS)
           this.wrapMethod(e.QueryCreator, name, (original) => this.creates(original, {}));
       }),
-      this.patchFile(`kysely/dist/${format}/raw-builder/sql.js`, VERSIONS, (e: ClassExports) =>
+      this.patchFile(`kysely/${dir}raw-builder/sql.js`, versions, (e: ClassExports) =>
         this.replaceExport(e, 'sql', (original: Method) =>
           Object.assign(this.creates(original, { kind: 'fragment', label: 'raw query' }), original),
         ),
       ),
-      this.patchFile(`kysely/dist/${format}/dialect/postgres/postgres-dialect.js`, VERSIONS, (e: ClassExports) =>
+      this.patchFile(`kysely/${dir}dialect/postgres/postgres-dialect.js`, versions, (e: ClassExports) =>
         this.replaceExport(e, 'PostgresDialect', keepsPool),
       ),
-      this.patchFile(`kysely/dist/${format}/query-executor/query-executor-base.js`, VERSIONS, (e: ClassExports) => {
+      this.patchFile(`kysely/${dir}query-executor/query-executor-base.js`, versions, (e: ClassExports) => {
         this.wrapMethod(e.QueryExecutorBase, 'transformQuery', transforms);
         this.wrapMethod(e.QueryExecutorBase, 'executeQuery', runs);
         this.wrapMethod(e.QueryExecutorBase, 'stream', streams);
       }),
     ];
-    return [
-      new InstrumentationNodeModuleDefinition('kysely', VERSIONS, undefined, undefined, [
-        ...files('cjs'),
-        ...files('esm'),
-      ]),
-    ];
+    return this.checkingVersions([
+      new InstrumentationNodeModuleDefinition('kysely', VERSIONS, undefined, undefined, BUILDS.flatMap(files)),
+    ]);
   }
 
   /** A QueryCreator method or the `sql` tag: the trail the next `createQueryId()` takes. */

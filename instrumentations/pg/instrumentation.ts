@@ -57,13 +57,15 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     super(PG, config);
   }
 
+  protected override readonly unsupportedConsequence = 'its queries are not traced';
+
   protected override defaults(): Partial<PgInstrumentationConfig> {
     const { capture, connectSpans, recordParameters } = getRuntime().config;
     return { capture, connectSpans, recordParameters };
   }
 
   protected override init() {
-    return [
+    return this.checkingVersions([
       this.patchModule('pg', ['>=8.0.0 <9'], (pg) => {
         // The role probe must use pg's own query: it is querytrail's, not the app's, and gets no span.
         const unpatchedQuery = pg.Client?.prototype.query as QueryFn;
@@ -76,7 +78,7 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
         this.wrapMethod(Pool, 'query', (original) => this.patchPoolQuery(original as QueryFn));
         this.wrapMethod(Pool, 'connect', (original) => patchPoolConnect(original as (cb?: PgCallback) => unknown));
       }),
-    ];
+    ]);
   }
 
   /**

@@ -59,7 +59,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
   }
 
   protected override init() {
-    return [
+    return this.checkingVersions([
       new InstrumentationNodeModuleDefinition('@prisma/client', VERSIONS, undefined, undefined, [
         this.patchFile('@prisma/client/runtime/client.js', VERSIONS, (exports: ClassExports) => {
           const patched = this.writableCopy(exports);
@@ -72,7 +72,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
         this.replaceExport(patched, 'readReplicas', marksPools);
         return patched;
       }),
-    ];
+    ]);
   }
 
   /** `getPrismaClient(config)` makes the generated client's class: a subclass instruments each instance. */

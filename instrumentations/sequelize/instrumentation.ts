@@ -106,7 +106,7 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
   protected override init() {
     const ofModel = (model: unknown) => (model as SequelizeModel).sequelize;
     const ofInstance = (instance: unknown) => (instance as { constructor: SequelizeModel }).constructor.sequelize;
-    return [
+    return this.checkingVersions([
       new InstrumentationNodeModuleDefinition('sequelize', VERSIONS, undefined, undefined, [
         this.patchFile('sequelize/lib/model.js', VERSIONS, (Model: ClassExports) => {
           for (const name of MODEL_STATICS)
@@ -131,7 +131,7 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
           ),
         ),
       ]),
-    ];
+    ]);
   }
 
   /**

@@ -10,6 +10,7 @@ import { ReplicatedBindings, replicatedBindings } from '../replication';
 import type {
   TypeormCredentials,
   TypeormDataSource,
+  TypeormDataSourceHolder,
   TypeormEntityManager,
   TypeormExpressionMap,
   TypeormInstrumentationConfig,
@@ -21,7 +22,7 @@ const TYPEORM: LibraryProfile = {
   name: 'typeorm',
   primaryReadAdvice: "read through `dataSource.createQueryRunner('master')`, or in the transaction",
 };
-const VERSIONS = ['>=1.0.0 <2'];
+const VERSIONS = ['>=0.3.17 <2'];
 const TRAIL = Symbol('querytrail.typeorm.trail');
 const PARTS = Symbol('querytrail.typeorm.parts');
 const BINDINGS = Symbol('querytrail.typeorm.bindings');
@@ -85,6 +86,10 @@ const EMBEDDING_METHODS: Record<string, string[]> = {
   SelectQueryBuilder: ['select', 'addSelect', 'join'],
 };
 
+function dataSourceOf(holder: TypeormDataSourceHolder): TypeormDataSource | undefined {
+  return holder.dataSource ?? holder.connection;
+}
+
 /** Where a postgres DataSource's pools point, as configured: typeorm gives each pool its member's settings only. */
 function bindingsOf(dataSource: TypeormDataSource | undefined): ReplicatedBindings | undefined {
   if (dataSource === undefined || dataSource.options?.type !== 'postgres') return undefined;
@@ -114,7 +119,7 @@ const embedding: TypeormExpressionMap[] = [];
  */
 function recordPart(outer: TypeormExpressionMap, inner: TypeormExpressionMap): void {
   const found =
-    inner.dataSource === outer.dataSource
+    dataSourceOf(inner) === dataSourceOf(outer)
       ? ((inner[PARTS] as Trail[] | undefined) ?? [])
       : [inner[TRAIL] as Trail | undefined, ...((inner[PARTS] as Trail[] | undefined) ?? [])];
   const own = outer[TRAIL] as Trail | undefined;
@@ -147,7 +152,7 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
         this.wrapMethod(Builder, 'getQuery', compiles);
       }),
     );
-    return [
+    return this.checkingVersions([
       new InstrumentationNodeModuleDefinition('typeorm', VERSIONS, undefined, undefined, [
         this.patchFile('typeorm/query-builder/QueryExpressionMap.js', VERSIONS, (exports: ClassExports) => {
           // on the original class, before the export becomes a subclass of it
@@ -168,7 +173,7 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
           this.wrapMethod(exports.PostgresQueryRunner, 'stream', (original) => this.sends(original));
         }),
       ]),
-    ];
+    ]);
   }
 
   private newTrail(dataSource: TypeormDataSource | undefined, kind: TrailKind, below: Function): Trail | undefined {
@@ -197,7 +202,7 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
     return function managerCall(this: TypeormEntityManager, ...args: unknown[]) {
       const trail = guarded('typeorm call', () =>
         kind === 'transaction' || runningCall(TYPEORM) === undefined
-          ? instrumentation.newTrail(this.dataSource, kind, managerCall)
+          ? instrumentation.newTrail(dataSourceOf(this), kind, managerCall)
           : undefined,
       );
       if (trail === undefined) return original.apply(this, args);
@@ -214,12 +219,12 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
     return function query(this: TypeormQueryRunner, ...args: unknown[]) {
       let ownCall = false;
       const trail = guarded('typeorm query', () => {
-        const bindings = bindingsOf(this.dataSource);
+        const bindings = bindingsOf(dataSourceOf(this));
         if (bindings === undefined) return undefined;
         let call = currentExecution()?.trail;
         if (call?.library !== TYPEORM) {
           ownCall = true;
-          call = instrumentation.newTrail(this.dataSource, 'query', query);
+          call = instrumentation.newTrail(dataSourceOf(this), 'query', query);
         }
         if (call === undefined || !bindings.replicated) return call;
         return throughPool(call, this.mode, this.mode === 'slave' ? bindings.replica : bindings.primary);

@@ -19,9 +19,14 @@ export interface TypeormDataSource {
   [key: symbol]: unknown;
 }
 
+/** typeorm 1.x names the DataSource `dataSource`; 0.3 names the same object `connection`. */
+export interface TypeormDataSourceHolder {
+  dataSource?: TypeormDataSource;
+  connection?: TypeormDataSource;
+}
+
 /** QueryBuilders keep their state here; typeorm clones it when a builder is cloned or changes type. */
-export interface TypeormExpressionMap {
-  dataSource: TypeormDataSource;
+export interface TypeormExpressionMap extends TypeormDataSourceHolder {
   [key: symbol]: unknown;
 }
 
@@ -29,12 +34,9 @@ export interface TypeormQueryBuilder {
   expressionMap: TypeormExpressionMap;
 }
 
-export interface TypeormEntityManager {
-  dataSource: TypeormDataSource;
-}
+export type TypeormEntityManager = TypeormDataSourceHolder;
 
 /** `mode` is what `createQueryRunner(mode)` was asked for: the pool its connection comes from. */
-export interface TypeormQueryRunner {
-  dataSource: TypeormDataSource;
+export interface TypeormQueryRunner extends TypeormDataSourceHolder {
   mode: 'master' | 'slave';
 }

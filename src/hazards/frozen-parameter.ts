@@ -11,15 +11,18 @@ const MIN_EPOCH_MS = 1e12;
 
 /** ORMs often serialize Dates before the driver sees them (drizzle: `toISOString()`). */
 const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}/;
+/** `toUTCString()` (drizzle before 0.30, timestamps with time zone): whole seconds. */
+const UTC_STRING = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
-function timestampOf(value: unknown): number | undefined {
-  if (value instanceof Date) return value.getTime();
-  if (typeof value === 'number' && value >= MIN_EPOCH_MS && value < 1e13) return value;
-  if (typeof value === 'string' && ISO_TIMESTAMP.test(value)) {
-    const ms = Date.parse(value);
-    return Number.isNaN(ms) ? undefined : ms;
-  }
-  return undefined;
+/** A value that looks like a timestamp: its time, and how much precision its form dropped. */
+function timestampOf(value: unknown): { at: number; precisionMs: number } | undefined {
+  if (value instanceof Date) return { at: value.getTime(), precisionMs: 0 };
+  if (typeof value === 'number' && value >= MIN_EPOCH_MS && value < 1e13) return { at: value, precisionMs: 0 };
+  if (typeof value !== 'string') return undefined;
+  const precisionMs = ISO_TIMESTAMP.test(value) ? 0 : UTC_STRING.test(value) ? 1000 : undefined;
+  if (precisionMs === undefined) return undefined;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : { at, precisionMs };
 }
 
 function builtElsewhere(trail: Trail, execution: QueryExecution): boolean {
@@ -35,8 +38,10 @@ export const frozenParameter: HazardRule = (trail, execution) => {
   for (let t: Trail | undefined = trail; t !== undefined; t = t.parent) {
     if (!builtElsewhere(t, execution)) continue;
     for (const value of execution.parameters) {
-      const at = timestampOf(value);
-      if (at === undefined || Math.abs(at - t.createdAt) > CONSTRUCTION_WINDOW_MS) continue;
+      const timestamp = timestampOf(value);
+      if (timestamp === undefined) continue;
+      const { at, precisionMs } = timestamp;
+      if (Math.abs(at - t.createdAt) > CONSTRUCTION_WINDOW_MS + precisionMs) continue;
       const site = resolveSite(t.site);
       const stale = execution.now - at;
       return {

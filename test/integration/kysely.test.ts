@@ -1,8 +1,10 @@
 import * as path from 'node:path';
+import * as semver from 'semver';
 import {
   FIXTURES,
   hazardEvent as event,
   hazardsOf,
+  installedVersion,
   lineOf,
   ormFixtureEnv,
   runFixture,
@@ -10,12 +12,15 @@ import {
   topology,
 } from '../support/run-fixture';
 
-const FIXTURE = path.join(FIXTURES, 'kysely-app.js');
+const FIXTURE = path.join(FIXTURES, 'kysely-app.mjs');
+/** The app is an ES module (kysely 0.29 ships only ESM), started as such apps are. */
+const ESM = ['--import', 'querytrail/agent'];
+const KYSELY_VERSION = installedVersion('kysely');
 const line = (name: string) => lineOf(FIXTURE, name);
 
 describe('kysely: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
-    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/seed'] });
+    const run = await runFixture('kysely-app.mjs', { env: ormFixtureEnv(), nodeArgs: ESM, args: ['/seed'] });
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n'); // the analytics sub-query ran on qt_app
     const [span] = spansInRoute(run.spans, 'GET /seed');
@@ -42,8 +47,9 @@ describe('kysely: the seed scenario', () => {
   });
 
   it('finds foreign sub-queries in CTEs, sql templates, streamed queries and selectFrom(subquery)', async () => {
-    const run = await runFixture('kysely-app.js', {
+    const run = await runFixture('kysely-app.mjs', {
       env: ormFixtureEnv(),
+      nodeArgs: ESM,
       args: ['/cte', '/raw', '/stream', '/from-subquery'],
     });
     expect(run.stdout).toBe('/cte 200 [1,2,3]\n/raw 200 3\n/stream 200 [3,4,100]\n/from-subquery 200 [1,2,3]\n');
@@ -63,8 +69,9 @@ describe('kysely: the seed scenario', () => {
   });
 
   it('finds nothing wrong in same-database sub-queries, expression sub-queries and transactions', async () => {
-    const run = await runFixture('kysely-app.js', {
+    const run = await runFixture('kysely-app.mjs', {
       env: ormFixtureEnv(),
+      nodeArgs: ESM,
       args: ['/same-db', '/expression', '/transaction'],
     });
     expect(run.stdout).toBe('/same-db 200 [1,2]\n/expression 200 [1,2]\n/transaction 200 3\n');
@@ -83,7 +90,11 @@ describe('kysely: the seed scenario', () => {
   });
 
   it('flags a builder cached by one request and run by another', async () => {
-    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/cached', '/cached'] });
+    const run = await runFixture('kysely-app.mjs', {
+      env: ormFixtureEnv(),
+      nodeArgs: ESM,
+      args: ['/cached', '/cached'],
+    });
     expect(run.stdout).toBe('/cached 200 [2]\n/cached 200 [2]\n');
     const [first, second] = spansInRoute(run.spans, 'GET /cached');
     expect(hazardsOf(first)).toEqual([]);
@@ -92,8 +103,9 @@ describe('kysely: the seed scenario', () => {
   });
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
-    const run = await runFixture('kysely-app.js', {
+    const run = await runFixture('kysely-app.mjs', {
       env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' },
+      nodeArgs: ESM,
       args: ['/seed', '/same-db'],
     });
     expect(run.stdout).toBe(
@@ -107,7 +119,7 @@ describe('kysely: the seed scenario', () => {
 
 describe('kysely-replication: routed at execution', () => {
   it('reports the server each query really ran on, and a FOR UPDATE routed to the replica', async () => {
-    const run = await runFixture('kysely-app.js', { env: ormFixtureEnv(), args: ['/routed', '/lock'] });
+    const run = await runFixture('kysely-app.mjs', { env: ormFixtureEnv(), nodeArgs: ESM, args: ['/routed', '/lock'] });
     expect(run.stdout).toBe('/routed 200 [1]\n/lock 500 {"name":"error","code":"25006"}\n');
     const primaryPort = Number(new URL(topology().pair.primary).port);
     const standbyPort = Number(new URL(topology().pair.standby).port);
@@ -123,28 +135,38 @@ describe('kysely-replication: routed at execution', () => {
     const [lock] = spansInRoute(run.spans, 'GET /lock');
     expect(hazardsOf(lock)).toEqual(['write_on_replica']);
     expect(event(lock, 'write_on_replica')['querytrail.hazard.message']).toMatch(
-      /^SELECT items at .*kysely-app\.js:\d+:\d+ was sent to 127\.0\.0\.1:\d+\/qt_app, a replica \(in_hot_standby=on\)/,
+      /^SELECT items at .*kysely-app\.mjs:\d+:\d+ was sent to 127\.0\.0\.1:\d+\/qt_app, a replica \(in_hot_standby=on\)/,
     );
     expect(lock.attributes['error.type']).toBe('25006');
   });
 });
 
-describe('kysely: the ESM build', () => {
-  it('is instrumented in an ESM app started with --import querytrail/agent', async () => {
-    const run = await runFixture('kysely-esm.mjs', {
-      env: ormFixtureEnv(),
-      nodeArgs: ['--import', 'querytrail/agent'],
+describe('kysely: a CommonJS app', () => {
+  const cjs = path.join(FIXTURES, 'kysely-cjs.js');
+  if (semver.lt(KYSELY_VERSION, '0.29.0')) {
+    it('is instrumented through the CommonJS build', async () => {
+      const run = await runFixture('kysely-cjs.js', { env: ormFixtureEnv() });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe('[1,2,3]\n');
+      expect(run.spans.length).toBe(1);
+      expect(run.spans[0].attributes).toMatchObject({
+        'querytrail.library': 'kysely',
+        'querytrail.construction.file': cjs,
+        'querytrail.construction.line': lineOf(cjs, 'query'),
+        'code.line.number': lineOf(cjs, 'query'),
+        'querytrail.bound.namespace': 'qt_app',
+      });
+      expect(hazardsOf(run.spans[0])).toEqual(['cross_database_query']);
     });
-    expect(run.code).toBe(0);
-    expect(run.stdout).toBe('[1,2,3]\n');
-    expect(run.spans.length).toBe(1);
-    expect(run.spans[0].attributes).toMatchObject({
-      'querytrail.library': 'kysely',
-      'querytrail.construction.file': path.join(FIXTURES, 'kysely-esm.mjs'),
-      'querytrail.construction.line': lineOf('kysely-esm.mjs', 'query'),
-      'code.line.number': lineOf('kysely-esm.mjs', 'query'),
-      'querytrail.bound.namespace': 'qt_app',
+  } else {
+    it(`says that kysely ${KYSELY_VERSION}, an ES module loaded with require(), is not instrumented`, async () => {
+      const run = await runFixture('kysely-cjs.js', { env: ormFixtureEnv() });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe('[1,2,3]\n');
+      expect(run.stderr).toContain(
+        `querytrail: kysely ${KYSELY_VERSION} is an ES module loaded with require(), which querytrail cannot patch`,
+      );
+      expect(run.spans.map((span) => span.attributes['querytrail.library'])).toEqual(['pg']);
     });
-    expect(hazardsOf(run.spans[0])).toEqual(['cross_database_query']);
-  });
+  }
 });

@@ -1,7 +1,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ts from 'typescript';
-import { AGENT, FIXTURES, hazardsOf, lineOf, runFixture, topology, urlParts } from '../support/run-fixture';
+import * as semver from 'semver';
+import {
+  AGENT,
+  FIXTURES,
+  hazardsOf,
+  installedVersion,
+  lineOf,
+  runFixture,
+  topology,
+  urlParts,
+} from '../support/run-fixture';
 import { StripParameterProxy } from '../support/strip-parameter-proxy';
 
 const pair = () => ({ QT_PRIMARY: topology().pair.primary, QT_STANDBY: topology().pair.standby });
@@ -236,12 +246,19 @@ describe('agent entry', () => {
     expect(run.spans[0].attributes['code.line.number']).toBe(6);
   });
 
-  it('instruments an ESM app started with --import querytrail/agent', async () => {
+  // pg ships an ESM entry from 8.15 on; an ESM app importing an older pg loads its CommonJS files where
+  // neither hook sees them (docs/compatibility.md)
+  const pgHasEsmEntry = semver.gte(installedVersion('pg'), '8.15.0');
+  it(`${pgHasEsmEntry ? 'instruments' : 'cannot instrument'} an ESM app started with --import querytrail/agent`, async () => {
     const run = await runFixture('esm-app.mjs', {
       env: { QT_PRIMARY: topology().primary },
       nodeArgs: ['--import', 'querytrail/agent'],
     });
     expect(run.code).toBe(0);
+    if (!pgHasEsmEntry) {
+      expect(run.spans).toEqual([]);
+      return;
+    }
     expect(run.spans.length).toBe(1);
     expect(run.spans[0].attributes['code.file.path']).toBe(path.join(FIXTURES, 'esm-app.mjs'));
     expect(run.spans[0].attributes['code.line.number']).toBe(lineOf('esm-app.mjs', 'query'));

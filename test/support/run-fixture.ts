@@ -149,3 +149,8 @@ export function expectRanOn(spans: ExportedSpan[], pool: string, port: number, r
     });
   }
 }
+
+/** The version of a library installed in the project (its exports map may not expose package.json). */
+export function installedVersion(name: string): string {
+  return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+}

@@ -223,6 +223,14 @@ describe('frozen_parameter', () => {
     expect(frozenParameter(root, inRequest(scope, ['2001-01-01 is not now', 'hello']))).toBeUndefined();
   });
 
+  it('fires for a toUTCString() timestamp, whole seconds (drizzle before 0.30), and not for one a minute off', () => {
+    const root = built(3, 60_000);
+    const sameSecond = new Date(root.createdAt - 900).toUTCString();
+    expect(frozenParameter(root, inRequest(scope, [sameSecond]))?.code).toBe('frozen_parameter');
+    const minuteOff = new Date(root.createdAt - 60_000).toUTCString();
+    expect(frozenParameter(root, inRequest(scope, [minuteOff]))).toBeUndefined();
+  });
+
   it('fires for a millisecond timestamp inherited by a request-time clone', () => {
     const root = built(3, 60_000);
     const clone = built(9, 0, scope, { parent: root });
