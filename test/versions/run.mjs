@@ -39,7 +39,16 @@ function run(command, commandArgs, stderr = 'inherit') {
 
 function install(specs) {
   // --legacy-peer-deps: kysely-replication declares kysely ^0.28, and is tested with 0.29 too
-  run('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--legacy-peer-deps', '--ignore-scripts', ...specs]);
+  run('npm', [
+    'install',
+    '--no-save',
+    '--no-audit',
+    '--no-fund',
+    '--prefer-offline',
+    '--legacy-peer-deps',
+    '--ignore-scripts',
+    ...specs,
+  ]);
 }
 
 function jest(tests) {
