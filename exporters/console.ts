@@ -10,11 +10,15 @@ const toStderr: Write = (text) => process.stderr.write(text);
 
 /** Readable hazard warnings on stderr: the message, the code to change, bound vs ran, where it happened. */
 export class ConsoleWarnings implements WarningSink {
-  constructor(private readonly write: Write = toStderr) {}
+  /** `codeFrames`: the source lines around the site (credentials masked); QUERYTRAIL_CODE_FRAMES=false. */
+  constructor(
+    private readonly write: Write = toStderr,
+    private readonly codeFrames = true,
+  ) {}
 
   warn(hazard: Hazard, context: HazardContext): void {
     const lines = [`querytrail ${hazard.severity}: ${hazard.code}`, `  ${hazard.message}`];
-    if (hazard.site) lines.push(...codeFrame(hazard.site).map((l) => `    ${l}`));
+    if (hazard.site && this.codeFrames) lines.push(...codeFrame(hazard.site).map((l) => `    ${l}`));
     lines.push(`  bound: ${context.bound}`, `  ran:   ${context.ran}`, `  in:    ${context.scope}`);
     this.write(lines.join('\n') + '\n');
   }
@@ -70,7 +74,7 @@ function codeFrame(site: CallSite): string[] {
     try {
       const source = fs.readFileSync(site.file, 'utf8').split('\n');
       for (let n = Math.max(1, site.line - 2); n <= Math.min(source.length, site.line + 2); n++) {
-        frame.push(`${n === site.line ? '>' : ' '} ${String(n).padStart(4)} | ${source[n - 1]}`);
+        frame.push(`${n === site.line ? '>' : ' '} ${String(n).padStart(4)} | ${maskSecrets(source[n - 1])}`);
       }
     } catch {
       // the source is not readable here (deployed without it): the message still names file:line
@@ -78,4 +82,18 @@ function codeFrame(site: CallSite): string[] {
     frames.set(key, frame);
   }
   return frame;
+}
+
+/** `scheme://user:password@host`: the password part. */
+const URL_CREDENTIALS = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@'"`]*:)[^\s@'"`]+@/gi;
+/** `password: 'x'`, `apiKey = "x"`, `secret=x`, `token: x`: the value. */
+const SECRET_VALUE =
+  /(\b[\w$]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|credential|private[_-]?key)[\w$]*["']?\s*[:=]\s*)(['"`]?)([^'"`\s,;)}]+)\2/gi;
+
+/**
+ * Source lines shown in a warning's code frame may hold credentials written into the code (a connection
+ * string, a password option): they are masked before anything is printed.
+ */
+export function maskSecrets(line: string): string {
+  return line.replace(URL_CREDENTIALS, '$1***@').replace(SECRET_VALUE, '$1$2***$2');
 }

@@ -5,19 +5,33 @@ import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 
 /**
  * QUERYTRAIL_EXPORT_FILE: every finished query span of querytrail, one JSON object per line. Written
- * synchronously, so the file is complete even when the app calls process.exit().
+ * synchronously, so the file is complete even when the app calls process.exit(). A file that cannot be
+ * opened or written (a missing directory, a directory, a full disk) is said once, and the processor
+ * stops: the app's queries never see the failure.
  */
 export class JsonLinesSpanProcessor implements SpanProcessor {
   private fd: number | undefined;
+  private failed = false;
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly problem: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  ) {}
 
   onStart(): void {}
 
   onEnd(span: ReadableSpan): void {
-    if (!span.instrumentationScope.name.startsWith('querytrail')) return;
-    this.fd ??= fs.openSync(this.file, 'a');
-    fs.writeSync(this.fd, JSON.stringify(toJson(span)) + '\n');
+    if (this.failed || !span.instrumentationScope.name.startsWith('querytrail')) return;
+    try {
+      this.fd ??= fs.openSync(this.file, 'a');
+      fs.writeSync(this.fd, JSON.stringify(toJson(span)) + '\n');
+    } catch (err) {
+      this.failed = true;
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      this.problem(
+        `querytrail: cannot write QUERYTRAIL_EXPORT_FILE="${this.file}" (${code}); spans are not written to it`,
+      );
+    }
   }
 
   forceFlush(): Promise<void> {

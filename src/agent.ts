@@ -1,73 +1,21 @@
 /**
  * `node --require querytrail/agent app.js`: starts OpenTelemetry with querytrail's instrumentations and
- * the HTTP/express ones. Loaded twice, it starts once; it never throws into the app.
+ * the HTTP/express ones. Loaded twice, it starts once; it never throws into the app. With
+ * QUERYTRAIL_ENABLED=false it loads nothing else: the app runs as without it.
  */
-import { diag, DiagConsoleLogger, DiagLogLevel, metrics } from '@opentelemetry/api';
-import { Instrumentation, registerInstrumentations } from '@opentelemetry/instrumentation';
-import { detectResources, envDetector, hostDetector, processDetector } from '@opentelemetry/resources';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { ConsoleSpanProcessor } from '../exporters/console';
-import { JsonLinesSpanProcessor } from '../exporters/jsonl';
-import { metricReadersFromEnv, spanProcessorsFromEnv } from '../exporters/otel';
-import { HttpScopeInstrumentation, INSTRUMENTATIONS } from '../instrumentations';
-import { configureQuerytrail } from './index';
+import { switchedOff } from './kill-switch';
 
 const STARTED = Symbol.for('querytrail.agent.started');
-const problem = (line: string) => process.stderr.write(`${line}\n`);
-
-interface Agent {
-  shutdown(): Promise<void>;
-}
-
-function start(): Agent | undefined {
-  const env = process.env;
-  const runtime = configureQuerytrail();
-  if (!runtime.config.enabled) return undefined;
-  if (env.OTEL_LOG_LEVEL)
-    diag.setLogger(
-      new DiagConsoleLogger(),
-      DiagLogLevel[env.OTEL_LOG_LEVEL.toUpperCase() as keyof typeof DiagLogLevel] ?? DiagLogLevel.INFO,
-    );
-
-  const resource = detectResources({ detectors: [envDetector, processDetector, hostDetector] });
-  const spanProcessors: SpanProcessor[] = spanProcessorsFromEnv(env, problem);
-  if (runtime.config.exportFile) spanProcessors.push(new JsonLinesSpanProcessor(runtime.config.exportFile));
-  if (runtime.config.console === 'spans') spanProcessors.push(new ConsoleSpanProcessor());
-  const tracerProvider = new NodeTracerProvider({ resource, spanProcessors });
-  tracerProvider.register();
-  const meterProvider = new MeterProvider({ resource, readers: metricReadersFromEnv(env, problem) });
-  metrics.setGlobalMeterProvider(meterProvider);
-
-  // querytrail's HTTP scope first: its emit wrapper then runs inside the OTel HTTP span's context.
-  const disabled = new Set((env.OTEL_NODE_DISABLED_INSTRUMENTATIONS ?? '').split(',').map((s) => s.trim()));
-  const instrumentations: Instrumentation[] = [
-    new HttpScopeInstrumentation(),
-    ...INSTRUMENTATIONS.filter((entry) => !disabled.has(entry.name)).map((entry) => entry.create()),
-  ];
-  registerInstrumentations({ instrumentations, tracerProvider, meterProvider });
-
-  let stopping: Promise<void> | undefined;
-  const shutdown = () =>
-    (stopping ??= Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]).then(() => undefined));
-  process.once('beforeExit', () => void shutdown());
-  process.once('SIGTERM', () => {
-    // Our listener replaced Node's default (exit); restore it once flushed, unless the app has its own.
-    const appHandlesIt = process.listenerCount('SIGTERM') > 0;
-    void shutdown().finally(() => {
-      if (!appHandlesIt) process.kill(process.pid, 'SIGTERM');
-    });
-  });
-  return { shutdown };
-}
-
-const holder = globalThis as { [STARTED]?: Agent | null };
+const holder = globalThis as { [STARTED]?: { shutdown(): Promise<void> } | null };
 if (holder[STARTED] === undefined) {
-  try {
-    holder[STARTED] = start() ?? null;
-  } catch (err) {
+  if (switchedOff(process.env)) {
     holder[STARTED] = null;
-    problem(`querytrail: the agent could not start and is disabled: ${(err as Error).message}`);
+  } else {
+    try {
+      holder[STARTED] = (require('./agent-start') as typeof import('./agent-start')).start() ?? null;
+    } catch (err) {
+      holder[STARTED] = null;
+      process.stderr.write(`querytrail: the agent could not start and is disabled: ${(err as Error).message}\n`);
+    }
   }
 }

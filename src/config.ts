@@ -1,6 +1,7 @@
 import type { InstrumentationConfig } from '@opentelemetry/instrumentation';
 import { DatabaseAlias, parseDatabaseAliases } from './database';
 import { HAZARD_CODES, HazardCode } from './hazards/types';
+import { FALSE_VALUES, TRUE_VALUES } from './kill-switch';
 
 /** When querytrail pays for a stack capture (README, "Configuration"). */
 export type CapturePolicy = 'auto' | 'lean' | 'all' | 'off';
@@ -33,6 +34,8 @@ export interface QuerytrailConfig {
   connectSpans: boolean;
   /** Console warnings per minute, all sites together; the rest are counted and summarised. */
   warningsPerMinute: number;
+  /** Console warnings show the source lines around the site, with credentials masked. */
+  codeFrames: boolean;
 }
 
 export const DEFAULT_CONFIG: QuerytrailConfig = Object.freeze({
@@ -45,12 +48,11 @@ export const DEFAULT_CONFIG: QuerytrailConfig = Object.freeze({
   recordParameters: false,
   connectSpans: false,
   warningsPerMinute: 20,
+  codeFrames: true,
 });
 
 type Env = Record<string, string | undefined>;
 
-const TRUE = ['1', 'true', 'yes', 'on'];
-const FALSE = ['0', 'false', 'no', 'off'];
 
 function oneOf<T extends string>(name: string, raw: string, accepted: readonly T[]): T {
   const value = raw.trim().toLowerCase();
@@ -60,15 +62,15 @@ function oneOf<T extends string>(name: string, raw: string, accepted: readonly T
 
 function bool(name: string, raw: string): boolean {
   const value = raw.trim().toLowerCase();
-  if (TRUE.includes(value)) return true;
-  if (FALSE.includes(value)) return false;
+  if (TRUE_VALUES.includes(value)) return true;
+  if (FALSE_VALUES.includes(value)) return false;
   throw new Error(`${name}="${raw}" is not valid; accepted: true, false (or 1, 0)`);
 }
 
 function strictCodes(name: string, raw: string): Set<HazardCode> {
   const value = raw.trim().toLowerCase();
-  if (TRUE.includes(value)) return new Set(HAZARD_CODES);
-  if (FALSE.includes(value) || value === '') return new Set();
+  if (TRUE_VALUES.includes(value)) return new Set(HAZARD_CODES);
+  if (FALSE_VALUES.includes(value) || value === '') return new Set();
   const codes = value
     .split(',')
     .map((c) => c.trim())
@@ -113,6 +115,7 @@ const SETTINGS: {
   recordParameters: { env: 'QUERYTRAIL_RECORD_PARAMETERS', parse: bool },
   connectSpans: { env: 'QUERYTRAIL_CONNECT_SPANS', parse: bool },
   warningsPerMinute: { env: 'QUERYTRAIL_WARNINGS_PER_MINUTE', parse: positiveInt },
+  codeFrames: { env: 'QUERYTRAIL_CODE_FRAMES', parse: bool },
 };
 
 /** The environment variable of every setting, for docs and tests. */

@@ -21,5 +21,7 @@ export { VERSION } from './version';
  * Readable hazard warnings go to stderr unless `console: 'off'`.
  */
 export function configureQuerytrail(options: QuerytrailOptions = {}): Runtime {
-  return configureRuntime(options, (config) => (config.console === 'off' ? undefined : new ConsoleWarnings()));
+  return configureRuntime(options, (config) =>
+    config.console === 'off' ? undefined : new ConsoleWarnings(undefined, config.codeFrames),
+  );
 }

@@ -8,7 +8,7 @@ import { internalErrorOccurred } from './guard';
 import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
 import { describeBinding } from './hazards/describe';
 import { ScopeLedger, transactionControlOf } from './ledger';
-import type { HazardPipeline, QueryTrailHazardError } from './report';
+import { HazardPipeline, QueryTrailHazardError } from './report';
 import { describeScope, Phase, phaseOf, routeOf, Scope } from './scope';
 import type { SiteCapture } from './site-capture';
 import type { StatementInfo } from './statement';
@@ -185,7 +185,10 @@ export class QueryTracker {
         type = errorType ?? (error instanceof Error ? error.name : 'Error');
         span.setAttribute(ATTR.ERROR_TYPE, type);
         if (errorType !== undefined) span.setAttribute(ATTR.DB_RESPONSE_STATUS_CODE, errorType);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: statusMessage(error, errorType, start.recordParameters),
+        });
       }
       if (span.isRecording()) this.recordSites(query, completion);
       if (error === undefined && start.statement.isWrite && start.scope?.kind === 'request') {
@@ -201,7 +204,12 @@ export class QueryTracker {
     } catch (err) {
       internalErrorOccurred('query finish', err);
     }
-    span.end();
+    try {
+      span.end();
+    } catch (err) {
+      // a span processor that throws (an exporter's fault) must not reach the app's query
+      internalErrorOccurred('span end', err);
+    }
   }
 
   /** BEGIN and COMMIT/ROLLBACK, per connection, in the request's or job's ledger. */
@@ -289,6 +297,18 @@ export class QueryTracker {
       }),
     });
   }
+}
+
+/**
+ * The span's status message. A server's error text quotes the values it failed on (`invalid input syntax
+ * for type integer: "…"`, a literal near an unterminated quote, RAISE messages): unless parameter values
+ * are opted in, only the error's name and SQLSTATE are exported. querytrail's own errors carry no values.
+ */
+function statusMessage(error: unknown, sqlState: string | undefined, valuesAllowed: boolean): string {
+  if (error instanceof QueryTrailHazardError || valuesAllowed)
+    return error instanceof Error ? error.message : String(error);
+  const name = error instanceof Error ? error.name : typeof error;
+  return sqlState === undefined ? name : `${name} (SQLSTATE ${sqlState})`;
 }
 
 /** The distinct databases of a query object and its embedded parts. */

@@ -1,13 +1,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ts from 'typescript';
+import { spawnSync } from 'node:child_process';
 import * as semver from 'semver';
 import {
   AGENT,
+  AGENT_ESM,
   FIXTURES,
   hazardsOf,
   installedVersion,
   lineOf,
+  ROOT,
   runFixture,
   topology,
   urlParts,
@@ -223,12 +226,22 @@ describe('agent entry', () => {
     expect(run.spans.length).toBe(1);
   });
 
-  it('is switched off by QUERYTRAIL_ENABLED=false', async () => {
+  it('is switched off by QUERYTRAIL_ENABLED=false, and then loads nothing but the switch', async () => {
     const run = await runFixture('agent-twice.js', {
       env: { QT_PRIMARY: topology().primary, QUERYTRAIL_ENABLED: 'false' },
     });
     expect(run.code).toBe(0);
     expect(run.spans).toEqual([]);
+    for (const flag of ['--require', '--import']) {
+      const agent = flag === '--require' ? AGENT : AGENT_ESM;
+      const listModules = 'console.log(JSON.stringify(Object.keys(require.cache)))';
+      const env = { ...process.env, QUERYTRAIL_ENABLED: 'false' };
+      const child = spawnSync(process.execPath, [flag, agent, '-e', listModules], { env, encoding: 'utf8' });
+      const loaded = (JSON.parse(child.stdout) as string[]).map((file) => path.relative(ROOT, file));
+      expect(loaded.filter((file) => !file.startsWith(path.join('dist', 'src', 'agent')))).toEqual([
+        path.join('dist', 'src', 'kill-switch.js'),
+      ]);
+    }
   });
 
   it('reports a bad setting in one line and keeps the default', async () => {

@@ -1,0 +1,40 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ConsoleWarnings, maskSecrets } from '../../exporters/console';
+import { internSite } from '../../src/callsite';
+
+describe('code frames of warnings', () => {
+  it('mask credentials written into the code', () => {
+    expect(maskSecrets("knex({ client: 'pg', connection: 'postgres://app:s3cr3t@db1:5432/app' })")).toBe(
+      "knex({ client: 'pg', connection: 'postgres://app:***@db1:5432/app' })",
+    );
+    expect(maskSecrets("new Pool({ host: 'db', password: 'hunter2', user: 'app' })")).toBe(
+      "new Pool({ host: 'db', password: '***', user: 'app' })",
+    );
+    expect(maskSecrets('const API_KEY = "abc123"; token=xyz')).toBe('const API_KEY = "***"; token=***');
+    const query = "await pool.query('SELECT name FROM items WHERE id = $1', [id]);";
+    expect(maskSecrets(query)).toBe(query);
+  });
+
+  it('show the lines around the site, masked, unless turned off', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'qt-frame-')), 'app.js');
+    fs.writeFileSync(file, "const url = 'postgres://u:pw@h/d';\nconst db = connect(url);\nawait db.query(sql);\n");
+    const hazard = {
+      code: 'write_on_replica' as const,
+      severity: 'error' as const,
+      message: 'm',
+      site: internSite(file, 3, 1),
+    };
+    const context = { bound: 'b', ran: 'r', scope: 's' };
+    const printed: string[] = [];
+    new ConsoleWarnings((text) => printed.push(text)).warn(hazard, context);
+    expect(printed[0]).toContain('> 3 | await db.query(sql);'.replace('> 3', '>    3'));
+    expect(printed[0]).toContain('postgres://u:***@h/d');
+    expect(printed[0]).not.toContain('pw@');
+    const withoutFrames: string[] = [];
+    new ConsoleWarnings((text) => withoutFrames.push(text), false).warn(hazard, context);
+    expect(withoutFrames[0]).not.toContain('| ');
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  });
+});
