@@ -16,9 +16,26 @@ function exporterList(env: Env, name: string, accepted: string[], problem: Probl
     .map((s) => s.trim().toLowerCase())
     .filter(Boolean);
   const bad = names.filter((n) => !accepted.includes(n));
-  if (bad.length === 0) return names.filter((n) => n !== 'none');
-  problem(`querytrail: ${name}="${raw}" is not valid; accepted: ${accepted.join(', ')}; using otlp`);
-  return ['otlp'];
+  const good = names.filter((n) => accepted.includes(n));
+  if (bad.length > 0) {
+    const using = good.length ? good.join(',') : 'otlp';
+    problem(
+      `querytrail: ${name}="${raw}" names unknown ${bad.join(', ')}; accepted: ${accepted.join(', ')}; using ${using}`,
+    );
+  }
+  return (good.length ? good : ['otlp']).filter((n) => n !== 'none');
+}
+
+/** An OTLP endpoint that is not a URL would fail every export, silently: said once at start. */
+function checkEndpoint(env: Env, signal: 'TRACES' | 'METRICS', problem: Problem): void {
+  for (const name of [`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`, 'OTEL_EXPORTER_OTLP_ENDPOINT']) {
+    const value = env[name]?.trim();
+    if (!value) continue;
+    if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+      problem(`querytrail: ${name}="${value}" is not an http(s) URL; ${signal.toLowerCase()} cannot be exported`);
+    }
+    return;
+  }
 }
 
 function checkProtocol(env: Env, signal: 'TRACES' | 'METRICS', problem: Problem): void {
@@ -40,16 +57,18 @@ export function spanProcessorsFromEnv(env: Env, problem: Problem): SpanProcessor
   return exporterList(env, 'OTEL_TRACES_EXPORTER', ['otlp', 'console', 'none'], problem).map((name) => {
     if (name === 'console') return new BatchSpanProcessor(new ConsoleSpanExporter());
     checkProtocol(env, 'TRACES', problem);
+    checkEndpoint(env, 'TRACES', problem);
     return new BatchSpanProcessor(new OTLPTraceExporter());
   });
 }
 
-function positive(env: Env, name: string, fallback: number, problem: Problem): number {
+function positive(env: Env, name: string, fallback: number, problem: Problem, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const n = Number(raw);
-  if (Number.isInteger(n) && n > 0) return n;
-  problem(`querytrail: ${name}="${raw}" is not valid; accepted: a whole number above 0; using ${fallback}`);
+  if (Number.isInteger(n) && n > 0 && n <= max) return n;
+  const accepted = max === Number.MAX_SAFE_INTEGER ? 'a whole number above 0' : `a whole number from 1 to ${max}`;
+  problem(`querytrail: ${name}="${raw}" is not valid; accepted: ${accepted}; using ${fallback}`);
   return fallback;
 }
 
@@ -61,7 +80,7 @@ export function metricReadersFromEnv(env: Env, problem: Problem): MetricReader[]
       // Its scrape server is unref'd: it never keeps an app alive that would otherwise exit.
       return new PrometheusExporter({
         host: env.OTEL_EXPORTER_PROMETHEUS_HOST || undefined,
-        port: positive(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 9464, problem),
+        port: positive(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 9464, problem, 65535),
       });
     }
     if (name === 'console')
@@ -70,6 +89,7 @@ export function metricReadersFromEnv(env: Env, problem: Problem): MetricReader[]
         exportIntervalMillis: interval,
       });
     checkProtocol(env, 'METRICS', problem);
+    checkEndpoint(env, 'METRICS', problem);
     return new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval });
   });
 }

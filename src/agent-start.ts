@@ -22,11 +22,16 @@ export function start(): Agent | undefined {
   const env = process.env;
   const runtime = configureQuerytrail();
   if (!runtime.config.enabled) return undefined;
-  if (env.OTEL_LOG_LEVEL)
-    diag.setLogger(
-      new DiagConsoleLogger(),
-      DiagLogLevel[env.OTEL_LOG_LEVEL.toUpperCase() as keyof typeof DiagLogLevel] ?? DiagLogLevel.INFO,
-    );
+  const logLevel = env.OTEL_LOG_LEVEL?.trim();
+  if (logLevel) {
+    const level = DiagLogLevel[logLevel.toUpperCase() as keyof typeof DiagLogLevel];
+    if (level === undefined) {
+      const accepted = Object.keys(DiagLogLevel).filter((k) => Number.isNaN(Number(k)));
+      problem(`querytrail: OTEL_LOG_LEVEL="${logLevel}" is not valid; accepted: ${accepted.join(', ')}; using INFO`);
+    }
+    diag.setLogger(new DiagConsoleLogger(), level ?? DiagLogLevel.INFO);
+  }
+  checkResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES);
 
   const resource = detectResources({ detectors: [envDetector, processDetector, hostDetector] });
   const spanProcessors: SpanProcessor[] = spanProcessorsFromEnv(env, problem);
@@ -57,4 +62,30 @@ export function start(): Agent | undefined {
     });
   });
   return { shutdown };
+}
+
+/**
+ * OTEL_RESOURCE_ATTRIBUTES is `key=value,key=value` (values percent-encoded): the SDK drops a malformed
+ * list in the diag log only. The entries it keeps are its business; the line says which ones it drops.
+ */
+function checkResourceAttributes(raw: string | undefined): void {
+  if (!raw?.trim()) return;
+  const bad = raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => {
+      const eq = entry.indexOf('=');
+      if (eq <= 0) return true;
+      try {
+        decodeURIComponent(entry.slice(eq + 1));
+        return false;
+      } catch {
+        return true;
+      }
+    });
+  if (bad.length) {
+    problem(
+      `querytrail: OTEL_RESOURCE_ATTRIBUTES has entries that are not key=value: ${bad.map((b) => `"${b}"`).join(', ')}`,
+    );
+  }
 }

@@ -53,7 +53,6 @@ export const DEFAULT_CONFIG: QuerytrailConfig = Object.freeze({
 
 type Env = Record<string, string | undefined>;
 
-
 function oneOf<T extends string>(name: string, raw: string, accepted: readonly T[]): T {
   const value = raw.trim().toLowerCase();
   if ((accepted as readonly string[]).includes(value)) return value as T;
@@ -92,21 +91,23 @@ function positiveInt(name: string, raw: string): number {
 
 /** Each setting: its variable, how to parse it, and where it lands in the config. */
 const SETTINGS: {
-  [K in keyof QuerytrailConfig]?: { env: string; parse: (name: string, raw: string) => QuerytrailConfig[K] };
+  [K in keyof QuerytrailConfig]?: {
+    env: string;
+    /** Throws for a value it rejects whole; `problem` says what it kept the rest without. */
+    parse: (name: string, raw: string, problem: (line: string) => void) => QuerytrailConfig[K];
+  };
 } = {
   enabled: { env: 'QUERYTRAIL_ENABLED', parse: bool },
   databases: {
     env: 'QUERYTRAIL_DATABASES',
-    parse: (name, raw) => {
-      try {
-        return parseDatabaseAliases(raw);
-      } catch (err) {
-        throw new Error(
-          `${name}: ${(err as Error).message}; ` +
-            'expected alias=postgres://host:port/database?role=primary|replica, comma-separated',
-        );
-      }
-    },
+    // one bad entry is said and left out; the others are kept
+    parse: (name, raw, problem) =>
+      parseDatabaseAliases(raw, (message) =>
+        problem(
+          `querytrail: ${name}: ${message}; that entry is ignored ` +
+            '(expected alias=postgres://host:port/database?role=primary|replica, comma-separated)',
+        ),
+      ),
   },
   capture: { env: 'QUERYTRAIL_CAPTURE', parse: (n, r) => oneOf(n, r, ['auto', 'lean', 'all', 'off'] as const) },
   strict: { env: 'QUERYTRAIL_STRICT', parse: strictCodes },
@@ -131,7 +132,7 @@ export function configFromEnv(env: Env, problem: (line: string) => void): Queryt
     const raw = env[setting!.env];
     if (raw === undefined || raw.trim() === '') continue;
     try {
-      config[key] = setting!.parse(setting!.env, raw);
+      config[key] = setting!.parse(setting!.env, raw, problem);
     } catch (err) {
       problem(`querytrail: ${(err as Error).message}; using the default`);
     }

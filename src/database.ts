@@ -164,35 +164,48 @@ export class DatabaseRegistry {
  * Parses `alias=url,alias=url`. The url's scheme, host, port, path (database) and `?role=` are read;
  * user and password are ignored and never kept.
  */
-export function parseDatabaseAliases(text: string): DatabaseAlias[] {
+export function parseDatabaseAliases(text: string, skip?: (message: string) => void): DatabaseAlias[] {
   const aliases: DatabaseAlias[] = [];
   for (const item of text.split(',')) {
     const entry = item.trim();
     if (!entry) continue;
-    const eq = entry.indexOf('=');
-    if (eq <= 0) throw new Error(`"${redactUrl(entry)}" is not alias=url`);
-    const alias = entry.slice(0, eq).trim();
-    let url: URL;
+    if (skip === undefined) {
+      aliases.push(parseAlias(entry));
+      continue;
+    }
     try {
-      url = new URL(entry.slice(eq + 1).trim());
-    } catch {
-      throw new Error(`alias "${alias}" has no valid url`);
+      aliases.push(parseAlias(entry));
+    } catch (err) {
+      skip((err as Error).message);
     }
-    if (!url.hostname) throw new Error(`alias "${alias}" has no host`);
-    const role = url.searchParams.get('role') ?? undefined;
-    if (role !== undefined && !DB_ROLES.includes(role as DbRole)) {
-      throw new Error(`alias "${alias}" has role "${role}"; accepted roles: ${DB_ROLES.join(', ')}`);
-    }
-    const namespace = decodeURIComponent(url.pathname.replace(/^\//, '')) || undefined;
-    aliases.push({
-      alias,
-      address: url.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: url.port ? Number(url.port) : undefined,
-      namespace,
-      role: role as DbRole | undefined,
-    });
   }
   return aliases;
+}
+
+/** One `alias=url`; throws a message that names the alias but never the url's credentials. */
+function parseAlias(entry: string): DatabaseAlias {
+  const eq = entry.indexOf('=');
+  if (eq <= 0) throw new Error(`"${redactUrl(entry)}" is not alias=url`);
+  const alias = entry.slice(0, eq).trim();
+  let url: URL;
+  try {
+    url = new URL(entry.slice(eq + 1).trim());
+  } catch {
+    throw new Error(`alias "${alias}" has no valid url`);
+  }
+  if (!url.hostname) throw new Error(`alias "${alias}" has no host`);
+  const role = url.searchParams.get('role') ?? undefined;
+  if (role !== undefined && !DB_ROLES.includes(role as DbRole)) {
+    throw new Error(`alias "${alias}" has role "${role}"; accepted roles: ${DB_ROLES.join(', ')}`);
+  }
+  const namespace = decodeURIComponent(url.pathname.replace(/^\//, '')) || undefined;
+  return {
+    alias,
+    address: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port ? Number(url.port) : undefined,
+    namespace,
+    role: role as DbRole | undefined,
+  };
 }
 
 /** For error messages: a url without its credentials. */

@@ -1,7 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runFixture, topology } from '../support/run-fixture';
+import { AGENT, runFixture, topology } from '../support/run-fixture';
 
 describe('an export file that cannot be written', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qt-faults-'));
@@ -36,5 +37,47 @@ describe("the server's error text", () => {
     expect(JSON.stringify(run.spans)).not.toContain('canary');
     const optedIn = await runFixture('pg-errors.js', { env: { ...env, QUERYTRAIL_RECORD_PARAMETERS: 'true' } });
     expect(optedIn.spans[0].status.message).toContain('canary-bound-value');
+  });
+});
+
+describe('bad settings', () => {
+  const start = (env: Record<string, string>) => {
+    const child = spawnSync(process.execPath, ['--require', AGENT, '-e', 'console.log("app ran")'], {
+      env: { ...process.env, OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none', ...env },
+      encoding: 'utf8',
+    });
+    return { status: child.status, stdout: child.stdout, lines: child.stderr.split('\n').filter(Boolean) };
+  };
+
+  it.each([
+    [
+      { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: 'not-a-url' },
+      'querytrail: OTEL_EXPORTER_OTLP_ENDPOINT="not-a-url" is not an http(s) URL; traces cannot be exported',
+    ],
+    [
+      { OTEL_METRICS_EXPORTER: 'prometheus', OTEL_EXPORTER_PROMETHEUS_PORT: '99999' },
+      'querytrail: OTEL_EXPORTER_PROMETHEUS_PORT="99999" is not valid; accepted: a whole number from 1 to 65535; using 9464',
+    ],
+    [
+      { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      'querytrail: OTEL_EXPORTER_OTLP_PROTOCOL="grpc" is not supported; accepted: http/protobuf; using http/protobuf',
+    ],
+    [
+      { OTEL_LOG_LEVEL: 'loud' },
+      'querytrail: OTEL_LOG_LEVEL="loud" is not valid; accepted: NONE, ERROR, WARN, INFO, DEBUG, VERBOSE, ALL; using INFO',
+    ],
+    [
+      { OTEL_RESOURCE_ATTRIBUTES: 'service.version=1,broken' },
+      'querytrail: OTEL_RESOURCE_ATTRIBUTES has entries that are not key=value: "broken"',
+    ],
+    [
+      { OTEL_TRACES_EXPORTER: 'console,bogus' },
+      'querytrail: OTEL_TRACES_EXPORTER="console,bogus" names unknown bogus; accepted: otlp, console, none; using console',
+    ],
+  ])('%j: one line, the valid part kept, the app runs', (env, line) => {
+    const run = start(env);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe('app ran\n');
+    expect(run.lines).toEqual([line]);
   });
 });

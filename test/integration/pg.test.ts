@@ -253,7 +253,7 @@ describe('agent entry', () => {
       'querytrail: QUERYTRAIL_CAPTURE="sometimes" is not valid; accepted: auto, lean, all, off; using the default\n',
     );
     expect(run.stderr).toMatch(
-      /querytrail: QUERYTRAIL_DATABASES: "main" is not alias=url; expected alias=postgres:\/\/host:port\/database\?role=primary\|replica, comma-separated; using the default\n/,
+      /querytrail: QUERYTRAIL_DATABASES: "main" is not alias=url; that entry is ignored \(expected alias=postgres:\/\/host:port\/database\?role=primary\|replica, comma-separated\)\n/,
     );
     expect(run.spans.length).toBe(1);
     expect(run.spans[0].attributes['code.line.number']).toBe(6);
