@@ -25,8 +25,9 @@ function timestampOf(value: unknown): { at: number; precisionMs: number } | unde
   return Number.isNaN(at) ? undefined : { at, precisionMs };
 }
 
+/** Built at init and run in a request or job, or built in one request or job and run in another. */
 function builtElsewhere(trail: Trail, execution: QueryExecution): boolean {
-  return trail.phase === 'init' || trail.scopeId !== execution.scope?.id;
+  return trail.phase === 'init' ? execution.phase !== 'init' : trail.scopeId !== execution.scope?.id;
 }
 
 /**

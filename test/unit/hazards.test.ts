@@ -245,6 +245,16 @@ describe('frozen_parameter', () => {
     expect(frozenParameter(root, inRequest(scope, [42, 'text', null]))).toBeUndefined();
     expect(frozenParameter(root, inRequest(scope, undefined))).toBeUndefined();
   });
+
+  it("is silent for a query built and run at init (a library's own `now()` default then equals the build time)", () => {
+    const atInit = built(3, 10);
+    const runAtInit = {
+      ...inRequest(scope, [new Date(atInit.createdAt + 2)]),
+      phase: 'init' as const,
+      scope: undefined,
+    };
+    expect(frozenParameter(atInit, runAtInit)).toBeUndefined();
+  });
 });
 
 describe('read_after_write', () => {
