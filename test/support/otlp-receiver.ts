@@ -13,11 +13,14 @@ type Json = Record<string, any>;
 export class OtlpReceiver {
   readonly traces: Json[] = [];
   readonly metrics: Json[] = [];
+  /** Every request body as received, for byte-level checks. */
+  readonly bodies: Buffer[] = [];
   private server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
+      this.bodies.push(body);
       const toObject = (type: Json) =>
         type.toObject(type.decode(body), { longs: String, enums: Number, bytes: String, defaults: false });
       if (req.url === '/v1/traces') this.traces.push(toObject(TraceRequest));
