@@ -3,6 +3,7 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, ConsoleSpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { exporterIoOptions, inBackground } from './unreachable';
 
 type Env = Record<string, string | undefined>;
 type Problem = (line: string) => void;
@@ -58,7 +59,7 @@ export function spanProcessorsFromEnv(env: Env, problem: Problem): SpanProcessor
     if (name === 'console') return new BatchSpanProcessor(new ConsoleSpanExporter());
     checkProtocol(env, 'TRACES', problem);
     checkEndpoint(env, 'TRACES', problem);
-    return new BatchSpanProcessor(new OTLPTraceExporter());
+    return new BatchSpanProcessor(inBackground(new OTLPTraceExporter(exporterIoOptions('TRACES')), 'spans', problem));
   });
 }
 
@@ -90,6 +91,9 @@ export function metricReadersFromEnv(env: Env, problem: Problem): MetricReader[]
       });
     checkProtocol(env, 'METRICS', problem);
     checkEndpoint(env, 'METRICS', problem);
-    return new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: interval });
+    return new PeriodicExportingMetricReader({
+      exporter: inBackground(new OTLPMetricExporter(exporterIoOptions('METRICS')), 'metrics', problem),
+      exportIntervalMillis: interval,
+    });
   });
 }

@@ -53,11 +53,29 @@ export function start(): Agent | undefined {
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
     (stopping ??= Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]).then(() => undefined));
-  process.once('beforeExit', () => void shutdown());
+  // The flush at exit is bounded: a collector that is down or slow must not hold the app's exit.
+  const bound = runtime.config.shutdownTimeoutMs;
+  const notFlushed = () =>
+    problem(
+      `querytrail: telemetry was not flushed within ${bound} ms (QUERYTRAIL_SHUTDOWN_TIMEOUT_MS): ` +
+        'the collector did not answer in time, and what was left is dropped',
+    );
+  process.once('beforeExit', () => {
+    // beforeExit: the app was done. Past the bound, exporters' sockets and retry timers do not keep it alive.
+    const deadline = setTimeout(() => {
+      notFlushed();
+      process.exit();
+    }, bound);
+    void shutdown().finally(() => clearTimeout(deadline));
+  });
   process.once('SIGTERM', () => {
     // Our listener replaced Node's default (exit); restore it once flushed, unless the app has its own.
     const appHandlesIt = process.listenerCount('SIGTERM') > 0;
-    void shutdown().finally(() => {
+    let deadline: NodeJS.Timeout | undefined;
+    const bounded = new Promise<void>((resolve) => (deadline = setTimeout(resolve, bound)));
+    void Promise.race([shutdown().then(() => true), bounded.then(() => false)]).then((flushed) => {
+      if (!flushed) notFlushed();
+      clearTimeout(deadline);
       if (!appHandlesIt) process.kill(process.pid, 'SIGTERM');
     });
   });

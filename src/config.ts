@@ -36,6 +36,8 @@ export interface QuerytrailConfig {
   warningsPerMinute: number;
   /** Console warnings show the source lines around the site, with credentials masked. */
   codeFrames: boolean;
+  /** How long exit and SIGTERM wait for telemetry to be flushed, at most. */
+  shutdownTimeoutMs: number;
 }
 
 export const DEFAULT_CONFIG: QuerytrailConfig = Object.freeze({
@@ -49,6 +51,7 @@ export const DEFAULT_CONFIG: QuerytrailConfig = Object.freeze({
   connectSpans: false,
   warningsPerMinute: 20,
   codeFrames: true,
+  shutdownTimeoutMs: 2000,
 });
 
 type Env = Record<string, string | undefined>;
@@ -117,6 +120,7 @@ const SETTINGS: {
   connectSpans: { env: 'QUERYTRAIL_CONNECT_SPANS', parse: bool },
   warningsPerMinute: { env: 'QUERYTRAIL_WARNINGS_PER_MINUTE', parse: positiveInt },
   codeFrames: { env: 'QUERYTRAIL_CODE_FRAMES', parse: bool },
+  shutdownTimeoutMs: { env: 'QUERYTRAIL_SHUTDOWN_TIMEOUT_MS', parse: positiveInt },
 };
 
 /** The environment variable of every setting, for docs and tests. */

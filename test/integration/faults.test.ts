@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AGENT, runFixture, topology } from '../support/run-fixture';
@@ -79,5 +80,59 @@ describe('bad settings', () => {
     expect(run.status).toBe(0);
     expect(run.stdout).toBe('app ran\n');
     expect(run.lines).toEqual([line]);
+  });
+});
+
+describe('a collector that is down', () => {
+  let blackHole: net.Server;
+  let blackHolePort: number;
+  const held = new Set<net.Socket>();
+  beforeAll(async () => {
+    // accepts connections and never answers
+    blackHole = net.createServer((socket) => held.add(socket));
+    await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', r));
+    blackHolePort = (blackHole.address() as net.AddressInfo).port;
+  });
+  afterAll(() => {
+    for (const socket of held) socket.destroy();
+    return new Promise((r) => blackHole.close(r));
+  });
+
+  const timed = async (options: Parameters<typeof runFixture>[1]) => {
+    const started = Date.now();
+    const run = await runFixture('busy-app.js', options);
+    return { run, ms: Date.now() - started };
+  };
+
+  it.each([
+    ['closed', () => 'http://127.0.0.1:9'],
+    ['black-holed', () => `http://127.0.0.1:${blackHolePort}`],
+  ])('(%s) delays neither exit nor SIGTERM beyond the flush bound, and says so', async (_what, endpoint) => {
+    const env = { QT_PRIMARY: topology().primary };
+    const collector = {
+      ...env,
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_METRICS_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: endpoint(),
+      OTEL_METRIC_EXPORT_INTERVAL: '300',
+      QUERYTRAIL_SHUTDOWN_TIMEOUT_MS: '1000',
+    };
+    const bare = await timed({ env, nodeArgs: [] });
+    const traced = await timed({ env: collector });
+    expect(traced.run.code).toBe(bare.run.code);
+    expect(traced.run.stdout).toBe(bare.run.stdout);
+    expect(traced.run.stderr).toMatch(
+      /querytrail: (the OTLP collector did not take|telemetry was not flushed within 1000 ms)/,
+    );
+    // the bound (1 s) plus start-up and slack: without it, 15-60 s (the exporters' timeouts and retries)
+    expect(traced.ms - bare.ms).toBeLessThan(5000);
+
+    // SIGTERM with queries in flight: the app's own behaviour (killed by the signal), within the bound
+    const sigterm = await timed({
+      env: { ...collector, BUSY_MS: '60000' },
+      onReady: (child) => setTimeout(() => child.kill('SIGTERM'), 300),
+    });
+    expect(sigterm.run.signal).toBe('SIGTERM');
+    expect(sigterm.ms).toBeLessThan(6000);
   });
 });
