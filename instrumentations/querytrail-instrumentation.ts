@@ -18,6 +18,8 @@ import { checkSupportedVersion, reportOnce } from '../src/versions';
 export type Method = (this: any, ...args: any[]) => any;
 export type Proto = Record<string, Method>;
 export type ClassExports = Record<string, { prototype: Proto } | undefined> & { prototype?: Proto };
+/** Receives a file's exports and wraps what it needs; may return other exports to use instead. */
+type Patch = (exports: ClassExports) => ClassExports | void;
 
 /** On a replaced export: what it replaced, to put back on unpatch. */
 const REPLACED = Symbol('querytrail.replaced');
@@ -95,31 +97,17 @@ export abstract class QuerytrailInstrumentation<
   }
 
   /** A module's main exports: `patch` calls `wrapMethod` on its classes; it may return other exports to use. */
-  protected patchModule(
-    name: string,
-    versions: string[],
-    patch: (exports: ClassExports) => ClassExports | void,
-  ): InstrumentationNodeModuleDefinition {
-    return new InstrumentationNodeModuleDefinition(
-      name,
-      versions,
-      (exports: ClassExports) => patch(exports) ?? exports,
-      (exports: ClassExports | undefined) => this.unpatchAll(exports),
-    );
+  protected patchModule(name: string, versions: string[], patch: Patch): InstrumentationNodeModuleDefinition {
+    return new InstrumentationNodeModuleDefinition(name, versions, ...this.patchAndUnpatch(patch));
   }
 
   /** A file inside a module: as patchModule. */
-  protected patchFile(
-    name: string,
-    versions: string[],
-    patch: (exports: ClassExports) => ClassExports | void,
-  ): InstrumentationNodeModuleFile {
-    return new InstrumentationNodeModuleFile(
-      name,
-      versions,
-      (exports: ClassExports) => patch(exports) ?? exports,
-      (exports: ClassExports | undefined) => this.unpatchAll(exports),
-    );
+  protected patchFile(name: string, versions: string[], patch: Patch): InstrumentationNodeModuleFile {
+    return new InstrumentationNodeModuleFile(name, versions, ...this.patchAndUnpatch(patch));
+  }
+
+  private patchAndUnpatch(patch: Patch): [(exports: ClassExports) => ClassExports, (exports?: ClassExports) => void] {
+    return [(exports) => patch(exports) ?? exports, (exports) => this.unpatchAll(exports)];
   }
 
   /**
