@@ -64,6 +64,9 @@ export const ATTR = {
   RAN_ROLE: 'querytrail.ran.role',
   RAN_ALIAS: 'querytrail.ran.alias',
   PARTS_NAMESPACES: 'querytrail.parts.namespaces',
+  /** On a request's span (or a job's): its queries, and their total duration. */
+  SCOPE_QUERIES: 'querytrail.request.queries',
+  SCOPE_QUERY_TIME_MS: 'querytrail.request.query_time_ms',
   /** Opt-in (recordParameters): `db.query.parameter.<index>`. */
   DB_QUERY_PARAMETER_PREFIX: 'db.query.parameter.',
 } as const;
@@ -81,6 +84,10 @@ export const HAZARD = {
   /** The result was kept by the query object (no query ran). */
   MEMOISED: 'querytrail.hazard.memoised',
   TABLE: 'querytrail.hazard.table',
+  /** n_plus_one: runs of the shape so far; duplicate_query: reads of the same statement and values. */
+  COUNT: 'querytrail.hazard.count',
+  /** n_plus_one: total duration of the runs finished when it was reported. */
+  TOTAL_MS: 'querytrail.hazard.total_ms',
   /** What the server will answer (write_on_replica: 25006, read-only transaction). */
   EXPECTED_SQLSTATE: 'querytrail.hazard.expected_sqlstate',
   DECLARED_ROLE: 'querytrail.hazard.declared_role',
@@ -102,5 +109,11 @@ export const HAZARD_COUNTER = 'querytrail.hazards';
 export const HAZARD_COUNTER_CODE = 'code';
 export const HAZARD_COUNTER_ROUTE = 'route';
 export const DURATION_HISTOGRAM = METRIC_DB_CLIENT_OPERATION_DURATION;
+/** Queries per request (dimension `route`) or job (dimension `job`). */
+export const REQUEST_QUERIES_HISTOGRAM = 'querytrail.request.queries';
+export const SCOPE_JOB = 'job';
+export const REQUEST_QUERIES_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+/** Reads a request did not check for n_plus_one and duplicate_query (its ledger was full). */
+export const UNTRACKED_READS_COUNTER = 'querytrail.untracked_reads';
 /** Semantic-convention advice for db.client.operation.duration, in seconds. */
 export const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];

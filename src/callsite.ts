@@ -24,6 +24,11 @@ export interface CallSite {
   readonly originAttributes: Attributes;
 }
 
+/** One line is one site for hazards: a statement's call and its await differ only in the column. */
+export function sameLine(a: CallSite | undefined, b: CallSite | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.line === b.line && a.file === b.file);
+}
+
 export function formatSite(site: CallSite | undefined): string {
   return site ? `${site.file}:${site.line}:${site.column}` : 'a site not recorded (QUERYTRAIL_CAPTURE)';
 }

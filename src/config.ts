@@ -38,6 +38,11 @@ export interface QuerytrailConfig {
   codeFrames: boolean;
   /** How long exit and SIGTERM wait for telemetry to be flushed, at most. */
   shutdownTimeoutMs: number;
+  /**
+   * Runs of one read shape from one site in one request or job that make an N+1: 5 (Sentry's count), or 2
+   * (Prosopite's) when n_plus_one is strict, since a test's fixtures are small. Undefined: that default.
+   */
+  nPlusOneThreshold?: number;
 }
 
 export const DEFAULT_CONFIG: QuerytrailConfig = Object.freeze({
@@ -121,7 +126,25 @@ const SETTINGS: {
   warningsPerMinute: { env: 'QUERYTRAIL_WARNINGS_PER_MINUTE', parse: positiveInt },
   codeFrames: { env: 'QUERYTRAIL_CODE_FRAMES', parse: bool },
   shutdownTimeoutMs: { env: 'QUERYTRAIL_SHUTDOWN_TIMEOUT_MS', parse: positiveInt },
+  nPlusOneThreshold: {
+    env: 'QUERYTRAIL_N_PLUS_ONE_THRESHOLD',
+    parse: (name, raw) => {
+      const n = positiveInt(name, raw);
+      if (n >= 2) return n;
+      throw new Error(`${name}="${raw}" is not valid; accepted: a whole number of 2 or more`);
+    },
+  },
 };
+
+export const N_PLUS_ONE_THRESHOLD = 5;
+export const STRICT_N_PLUS_ONE_THRESHOLD = 2;
+
+/** The configured threshold, else the default for whether n_plus_one fails the query. */
+export function nPlusOneThresholdOf(config: QuerytrailConfig): number {
+  return (
+    config.nPlusOneThreshold ?? (config.strict.has('n_plus_one') ? STRICT_N_PLUS_ONE_THRESHOLD : N_PLUS_ONE_THRESHOLD)
+  );
+}
 
 /** The environment variable of every setting, for docs and tests. */
 export const CONFIG_ENV_VARS = Object.values(SETTINGS).map((s) => s!.env);

@@ -1,15 +1,64 @@
-import type { SiteRef } from './callsite';
+import { CallSite, sameLine, SiteRef } from './callsite';
 import type { DatabaseRef } from './database';
 import type { StatementInfo } from './statement';
 
 /** Per request or job: enough for the hazards, and a ceiling, since a request may loop over writes. */
 const MAX_WRITES = 64;
+/** Read shapes (fingerprint × database × site) tracked per request or job; past it, reads are counted only. */
+export const MAX_READ_GROUPS = 256;
+/** Distinct (statement, values) hashes kept per request or job for duplicate_query. */
+const MAX_READ_HASHES = 1024;
+/** Distinct values counted per read group; past it, every run is taken to be a new one. */
+const MAX_VALUES_PER_GROUP = 64;
 
-/** A table written on a primary. Never a value: only which table, where, and from which line. */
+/** A table written in this request or job. Never a value: only which table, where first, and when last. */
 export interface WriteRecord {
   readonly namespace: string;
+  /** As written in the statement (quoted identifiers keep their case). */
   readonly table: string;
+  /** The first write: the one replication lag starts from. */
   readonly site: SiteRef | undefined;
+  /** The ledger's sequence number of the last write to it. */
+  lastWrite: number;
+}
+
+/**
+ * The runs of one read statement shape (fingerprint) on one database from one application site: the
+ * N+1 signal. Values are counted through hashes, never kept.
+ */
+export interface ReadGroup {
+  readonly statement: StatementInfo;
+  readonly database: DatabaseRef;
+  readonly site: CallSite | undefined;
+  runs: number;
+  /** Runs whose values differed from every earlier run's. */
+  distinctRuns: number;
+  finishedRuns: number;
+  finishedMs: number;
+  /** n_plus_one was reported for this group (once per request, shape and site). */
+  reported: boolean;
+  readonly valueHashes: Set<string>;
+}
+
+/** The same statement with the same values, read again with no write to its tables in between. */
+export interface RepeatedRead {
+  /** Reads so far, this one included. */
+  readonly count: number;
+  /** Where it was first read. */
+  readonly firstSite: CallSite | undefined;
+}
+
+/** What the ledger knows about one read when it starts. */
+export interface ReadFacts {
+  readonly group: ReadGroup;
+  readonly repeated?: RepeatedRead;
+}
+
+interface ReadHash {
+  count: number;
+  /** The ledger's sequence number when it was (re)read: writes after it make the next read legitimate. */
+  at: number;
+  firstSite: CallSite | undefined;
 }
 
 /** A transaction open on one connection. */
@@ -38,31 +87,131 @@ export function transactionControlOf(statement: StatementInfo): TransactionContr
   }
 }
 
-/** `public.items` and `items` are the same table for the purpose of replication lag. */
+/** `public.items` and `items` are the same table for the purpose of replication lag and re-reads. */
 export function tableKey(collection: string): string {
   const dot = collection.lastIndexOf('.');
   return (dot < 0 ? collection : collection.slice(dot + 1)).toLowerCase();
 }
 
 /**
- * What one request or job has done so far that later queries are judged against: the tables it wrote
- * on a primary, the transactions it has open. It hangs on the scope, so it is freed with it; it is
- * bounded; it never holds parameter values.
+ * What one request or job has done so far that later queries are judged against: the tables it wrote,
+ * the transactions it has open, the reads it repeated. It hangs on the scope, so it is freed with it; it
+ * is bounded; it never holds parameter values (only hashes of them).
  */
 export class ScopeLedger {
   private readonly writes = new Map<string, WriteRecord>();
   private readonly transactions = new Map<object, OpenTransaction>();
+  private readonly readGroups = new Map<string, ReadGroup[]>();
+  private readGroupCount = 0;
+  private readonly readHashes = new Map<DatabaseRef, Map<string, ReadHash>>();
+  private readHashCount = 0;
+  /** Increases with every write, so a read knows whether its tables were written since an earlier one. */
+  private sequence = 0;
+  /** The last write of tables no longer tracked (MAX_WRITES): any table not found may have been written then. */
+  private forgottenWrite = 0;
 
-  recordWrite(namespace: string, collection: string, site: SiteRef | undefined): void {
-    const table = tableKey(collection);
-    const key = `${namespace}\u0000${table}`;
-    if (this.writes.has(key)) return; // the first write is the one the lag starts from
-    if (this.writes.size >= MAX_WRITES) this.writes.delete(this.writes.keys().next().value as string);
-    this.writes.set(key, { namespace, table, site });
+  recordWrite(namespace: string, tables: readonly string[], site: SiteRef | undefined): void {
+    for (const table of tables) {
+      const key = `${namespace}\u0000${tableKey(table)}`;
+      const seq = ++this.sequence;
+      const known = this.writes.get(key);
+      if (known !== undefined) {
+        known.lastWrite = seq; // the first write stays the one the lag starts from
+        continue;
+      }
+      if (this.writes.size >= MAX_WRITES) {
+        const oldest = this.writes.keys().next().value as string;
+        this.forgottenWrite = Math.max(this.forgottenWrite, this.writes.get(oldest)!.lastWrite);
+        this.writes.delete(oldest);
+      }
+      this.writes.set(key, { namespace, table, site, lastWrite: seq });
+    }
   }
 
-  writeTo(namespace: string, collection: string): WriteRecord | undefined {
-    return this.writes.get(`${namespace}\u0000${tableKey(collection)}`);
+  /** The first table of `tables` this request or job wrote in `namespace`. */
+  writeTo(namespace: string, tables: readonly string[]): WriteRecord | undefined {
+    for (const table of tables) {
+      const write = this.writes.get(`${namespace}\u0000${tableKey(table)}`);
+      if (write !== undefined) return write;
+    }
+    return undefined;
+  }
+
+  private writtenSince(namespace: string | undefined, tables: readonly string[], since: number): boolean {
+    if (this.forgottenWrite > since) return true;
+    for (const table of tables) {
+      const write = this.writes.get(`${namespace ?? ''}\u0000${tableKey(table)}`);
+      if (write !== undefined && write.lastWrite > since) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A read about to run: counts it in its group (shape × database × site) and against earlier reads of
+   * the same statement and values. Undefined once MAX_READ_GROUPS groups are tracked (the caller counts it).
+   */
+  recordRead(
+    statement: StatementInfo,
+    database: DatabaseRef,
+    site: CallSite | undefined,
+    valuesHash: string,
+  ): ReadFacts | undefined {
+    const group = this.groupOf(statement, database, site);
+    if (group === undefined) return undefined;
+    group.runs++;
+    if (!group.valueHashes.has(valuesHash)) {
+      group.distinctRuns++;
+      if (group.valueHashes.size < MAX_VALUES_PER_GROUP) group.valueHashes.add(valuesHash);
+    }
+    return { group, repeated: this.repeatedRead(statement, database, site, valuesHash) };
+  }
+
+  private groupOf(statement: StatementInfo, database: DatabaseRef, site: CallSite | undefined): ReadGroup | undefined {
+    let groups = this.readGroups.get(statement.fingerprint);
+    // one line is one site: the column differs between the call and the await of one statement
+    const known = groups?.find((g) => g.database === database && sameLine(g.site, site));
+    if (known !== undefined) return known;
+    if (this.readGroupCount >= MAX_READ_GROUPS) return undefined;
+    if (groups === undefined) this.readGroups.set(statement.fingerprint, (groups = []));
+    const group: ReadGroup = {
+      statement,
+      database,
+      site,
+      runs: 0,
+      distinctRuns: 0,
+      finishedRuns: 0,
+      finishedMs: 0,
+      reported: false,
+      valueHashes: new Set(),
+    };
+    groups.push(group);
+    this.readGroupCount++;
+    return group;
+  }
+
+  private repeatedRead(
+    statement: StatementInfo,
+    database: DatabaseRef,
+    site: CallSite | undefined,
+    valuesHash: string,
+  ): RepeatedRead | undefined {
+    let hashes = this.readHashes.get(database);
+    if (hashes === undefined) this.readHashes.set(database, (hashes = new Map()));
+    const earlier = hashes.get(valuesHash);
+    if (earlier === undefined) {
+      if (this.readHashCount++ < MAX_READ_HASHES)
+        hashes.set(valuesHash, { count: 1, at: this.sequence, firstSite: site });
+      return undefined;
+    }
+    if (this.writtenSince(database.namespace, statement.reads, earlier.at)) {
+      // a re-read after a write to its tables is legitimate: it starts a new count
+      earlier.count = 1;
+      earlier.at = this.sequence;
+      earlier.firstSite = site;
+      return undefined;
+    }
+    earlier.count++;
+    return { count: earlier.count, firstSite: earlier.firstSite };
   }
 
   begin(connection: object, database: DatabaseRef, site: SiteRef | undefined): void {

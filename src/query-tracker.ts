@@ -1,5 +1,24 @@
-import { Attributes, Context, Histogram, Meter, Span, SpanKind, SpanStatusCode, Tracer } from '@opentelemetry/api';
-import { ATTR, DURATION_BUCKETS, DURATION_HISTOGRAM } from './attributes';
+import {
+  Attributes,
+  Context,
+  Counter,
+  Histogram,
+  Meter,
+  Span,
+  SpanKind,
+  SpanStatusCode,
+  Tracer,
+} from '@opentelemetry/api';
+import {
+  ATTR,
+  DURATION_BUCKETS,
+  DURATION_HISTOGRAM,
+  HAZARD_COUNTER_ROUTE,
+  REQUEST_QUERIES_BUCKETS,
+  REQUEST_QUERIES_HISTOGRAM,
+  SCOPE_JOB,
+  UNTRACKED_READS_COUNTER,
+} from './attributes';
 import { resolveSite, SiteRef } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef, ServerFacts } from './database';
@@ -7,11 +26,11 @@ import { completionSite } from './execution-site';
 import { internalErrorOccurred } from './guard';
 import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
 import { describeBinding } from './hazards/describe';
-import { ScopeLedger, transactionControlOf } from './ledger';
+import { ReadFacts, ScopeLedger, transactionControlOf } from './ledger';
 import { HazardPipeline, QueryTrailHazardError } from './report';
 import { describeScope, Phase, phaseOf, routeOf, Scope } from './scope';
 import type { SiteCapture } from './site-capture';
-import type { StatementInfo } from './statement';
+import { hashStatementValues, StatementInfo } from './statement';
 import { LibraryProfile, lineageRoot, Trail } from './trail';
 
 /** Everything the tracker needs to know about one query, given by the driver instrumentation. */
@@ -28,6 +47,8 @@ export interface QueryStart {
   /** Where the app ran it (src/execution-site.ts). */
   site: SiteRef | undefined;
   statement: StatementInfo;
+  /** The text as sent (with its literals): hashed with the values for duplicate_query, never kept. */
+  text: string;
   /** The connection that will run it. */
   server: ServerFacts;
   parameters?: readonly unknown[];
@@ -60,6 +81,8 @@ export interface TrackedQuery {
   readonly startedAt: number;
   /** The server's role was unknown at start (pre-14 PostgreSQL, probe pending): hazards are judged at finish. */
   hazardsPending: boolean;
+  /** A read in a request or job: its place in the scope's ledger. */
+  read: ReadFacts | undefined;
   finished: boolean;
 }
 
@@ -70,12 +93,15 @@ export interface TrackedQuery {
  */
 export class QueryTracker {
   private histogram: Histogram | undefined;
+  private queriesPerScope: Histogram | undefined;
+  private untrackedReads: Counter | undefined;
   /** One entry per statement shape: the last combination it ran with (see memoFor). */
   private readonly attributeMemo = new WeakMap<StatementInfo, AttributeMemo>();
 
   constructor(
     private readonly sites: SiteCapture,
     private readonly hazards: HazardPipeline,
+    private readonly nPlusOneThreshold: number,
     private readonly rules: readonly HazardRule[] = HAZARD_RULES,
   ) {}
 
@@ -84,6 +110,15 @@ export class QueryTracker {
       description: 'Duration of database client operations',
       unit: 's',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+    });
+    this.queriesPerScope = meter.createHistogram(REQUEST_QUERIES_HISTOGRAM, {
+      description: 'Queries per request (by route) or job (by name)',
+      unit: '{query}',
+      advice: { explicitBucketBoundaries: REQUEST_QUERIES_BUCKETS },
+    });
+    this.untrackedReads = meter.createCounter(UNTRACKED_READS_COUNTER, {
+      description: 'Reads not checked for n_plus_one and duplicate_query: the request tracked too many shapes',
+      unit: '{query}',
     });
   }
 
@@ -122,9 +157,14 @@ export class QueryTracker {
       memo,
       startedAt: performance.now(),
       hazardsPending: start.server.role === undefined,
+      read: undefined,
       finished: false,
     };
-    if (scope !== undefined) this.trackTransaction(start, scope);
+    if (scope !== undefined) {
+      scope.queries++;
+      this.trackTransaction(start, scope);
+      if (!start.statement.isWrite && start.statement.reads.length) query.read = this.trackRead(start, scope);
+    }
     if (query.hazardsPending) return { query };
     return { query, rejection: this.judge(query) };
   }
@@ -191,7 +231,7 @@ export class QueryTracker {
         });
       }
       if (span.isRecording()) this.recordSites(query, completion);
-      if (error === undefined && start.statement.isWrite && start.scope?.kind === 'request') {
+      if (error === undefined && start.statement.isWrite && start.scope !== undefined) {
         this.recordWrite(start, start.scope);
       }
       let metric = query.memo.metric;
@@ -200,7 +240,13 @@ export class QueryTracker {
         if (type !== undefined) metric[ATTR.ERROR_TYPE] = type;
         if (lateRole !== undefined) metric[ATTR.RAN_ROLE] = lateRole;
       }
-      this.histogram?.record((performance.now() - query.startedAt) / 1000, metric);
+      const ms = performance.now() - query.startedAt;
+      if (start.scope !== undefined) start.scope.queryMs += ms;
+      if (query.read !== undefined) {
+        query.read.group.finishedRuns++;
+        query.read.group.finishedMs += ms;
+      }
+      this.histogram?.record(ms / 1000, metric);
     } catch (err) {
       internalErrorOccurred('query finish', err);
     }
@@ -222,12 +268,42 @@ export class QueryTracker {
     }
   }
 
-  /** A table this request wrote on a primary, for read_after_write. */
+  /** The tables a request or job wrote (a write that succeeded ran on a primary): read_after_write, duplicates. */
   private recordWrite(start: QueryStart, scope: Scope): void {
     const namespace = start.server.ref.namespace;
-    const collection = start.statement.collection;
-    if (start.server.role !== 'primary' || namespace === undefined || collection === undefined) return;
-    (scope.ledger ??= new ScopeLedger()).recordWrite(namespace, collection, start.trail?.site ?? start.site);
+    const tables = start.statement.writes;
+    if (namespace === undefined || tables.length === 0) return;
+    (scope.ledger ??= new ScopeLedger()).recordWrite(namespace, tables, start.trail?.site ?? start.site);
+  }
+
+  /**
+   * A read in a request or job, counted per (shape, database, site) and hashed with its values, for
+   * n_plus_one and duplicate_query. The site is the line that ran it, else the query object's.
+   */
+  private trackRead(start: QueryStart, scope: Scope): ReadFacts | undefined {
+    const site = resolveSite(start.site) ?? resolveSite(start.trail?.site);
+    const hash = hashStatementValues(start.text, start.parameters);
+    const read = (scope.ledger ??= new ScopeLedger()).recordRead(start.statement, start.server.ref, site, hash);
+    if (read === undefined) this.untrackedReads?.add(1);
+    return read;
+  }
+
+  /**
+   * A request or job is over: its query count on the queries-per-request histogram, and the count and
+   * the total query time on its span (the HTTP server span), while that span is still open.
+   */
+  scopeEnded(scope: Scope): void {
+    const attributes: Attributes = {};
+    if (scope.kind === 'job') attributes[SCOPE_JOB] = scope.name;
+    else {
+      const route = routeOf(scope);
+      if (route !== undefined) attributes[HAZARD_COUNTER_ROUTE] = route;
+    }
+    this.queriesPerScope?.record(scope.queries, attributes);
+    if (scope.span?.isRecording()) {
+      scope.span.setAttribute(ATTR.SCOPE_QUERIES, scope.queries);
+      scope.span.setAttribute(ATTR.SCOPE_QUERY_TIME_MS, Math.round(scope.queryMs * 1000) / 1000);
+    }
   }
 
   /**
@@ -274,6 +350,9 @@ export class QueryTracker {
       parameters: start.parameters,
       now: Date.now(),
       ledger: scope?.ledger,
+      read: query.read,
+      library: trail?.library ?? start.driver,
+      nPlusOneThreshold: this.nPlusOneThreshold,
     };
     const hazards: Hazard[] = [];
     for (const rule of this.rules) {
@@ -285,6 +364,7 @@ export class QueryTracker {
       }
     }
     if (hazards.length === 0) return undefined;
+    if (query.read !== undefined && hazards.some((h) => h.code === 'n_plus_one')) query.read.group.reported = true;
     this.sites.hazardFired(statement.text, resolveSite(start.site), trail);
     return this.hazards.report(hazards, {
       span: query.span,

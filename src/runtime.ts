@@ -1,6 +1,6 @@
 import { Meter, MeterProvider, metrics } from '@opentelemetry/api';
 import { watchCompiledSources } from './compiled-sources';
-import { configFromEnv, QuerytrailConfig, QuerytrailOptions, resolveConfig } from './config';
+import { configFromEnv, nPlusOneThresholdOf, QuerytrailConfig, QuerytrailOptions, resolveConfig } from './config';
 import { DatabaseRegistry } from './database';
 import { QueryTracker } from './query-tracker';
 import { HazardPipeline, WarningLog, WarningSink } from './report';
@@ -25,7 +25,7 @@ export class Runtime {
   ) {
     this.databases = new DatabaseRegistry(config.databases);
     this.hazards = new HazardPipeline(sink ? new WarningLog(sink, config.warningsPerMinute) : undefined, config.strict);
-    this.tracker = new QueryTracker(this.sites, this.hazards);
+    this.tracker = new QueryTracker(this.sites, this.hazards, nPlusOneThresholdOf(config));
     this.useMeterProvider(metrics.getMeterProvider());
   }
 

@@ -1,4 +1,4 @@
-import { context, Context, createContextKey } from '@opentelemetry/api';
+import { context, Context, createContextKey, Span } from '@opentelemetry/api';
 import type { ScopeLedger } from './ledger';
 
 export type Phase = 'init' | 'request' | 'job';
@@ -16,8 +16,13 @@ export interface RequestScope {
   readonly id: number;
   readonly startedAt: number;
   readonly request: RequestLike;
-  /** Created on the first write or transaction (see QueryTracker). */
+  /** Created on the first query (see QueryTracker). */
   ledger?: ScopeLedger;
+  /** Queries run so far, and their total duration in milliseconds. */
+  queries: number;
+  queryMs: number;
+  /** The request's own span (the HTTP server span), which gets the query count and time. */
+  span?: Span;
 }
 
 export interface JobScope {
@@ -26,6 +31,9 @@ export interface JobScope {
   readonly startedAt: number;
   readonly name: string;
   ledger?: ScopeLedger;
+  queries: number;
+  queryMs: number;
+  span?: Span;
 }
 
 export type Scope = RequestScope | JobScope;
@@ -44,20 +52,16 @@ export function phaseOf(scope: Scope | undefined): Phase {
   return scope === undefined ? 'init' : scope.kind;
 }
 
-export function requestScope(request: RequestLike): RequestScope {
-  return { kind: 'request', id: nextScopeId++, startedAt: Date.now(), request };
+export function requestScope(request: RequestLike, span?: Span): RequestScope {
+  return { kind: 'request', id: nextScopeId++, startedAt: Date.now(), request, queries: 0, queryMs: 0, span };
+}
+
+export function jobScope(name: string, span?: Span): JobScope {
+  return { kind: 'job', id: nextScopeId++, startedAt: Date.now(), name, queries: 0, queryMs: 0, span };
 }
 
 export function withScope<T>(scope: Scope, fn: () => T, ctx: Context = context.active()): T {
   return context.with(ctx.setValue(SCOPE_KEY, scope), fn);
-}
-
-/**
- * Marks background work (a queue consumer, a cron tick) so its queries are attributed to the job
- * rather than to `init`. Returns what `fn` returns.
- */
-export function runInJob<T>(name: string, fn: () => T): T {
-  return withScope({ kind: 'job', id: nextScopeId++, startedAt: Date.now(), name }, fn);
 }
 
 /**

@@ -8,10 +8,15 @@ export interface StatementInfo {
   /** Sanitized text (literals → `?`), the `db.query.text` attribute and the shape key. */
   readonly text: string;
   readonly operation?: string;
+  /** `db.collection.name`: the statement's target (INSERT/UPDATE/DELETE) or the first table it reads. */
   readonly collection?: string;
+  /** Every table it reads — joins, sub-queries, CTE bodies, `IN`/`EXISTS` sub-selects — as written. */
+  readonly reads: readonly string[];
+  /** Every table it writes, data-modifying CTEs included, as written. */
+  readonly writes: readonly string[];
   /** Would fail on a hot standby: DML, DDL, SELECT … FOR UPDATE/SHARE, data-modifying CTEs, nextval(). */
   readonly isWrite: boolean;
-  /** `db.query.summary`, also the span name: e.g. `SELECT users`. */
+  /** `db.query.summary`, also the span name: each operation and table in text order, e.g. `SELECT users orders`. */
   readonly summary: string;
   /** Same for statements that differ only in literals or IN-list lengths (libpg-query for PostgreSQL). */
   readonly fingerprint: string;
@@ -64,18 +69,38 @@ function remember(map: Map<string, StatementInfo>, key: string, info: StatementI
   map.set(key, info);
 }
 
+/** Semantic conventions: a summary longer than this is cut at a word boundary. */
+const MAX_SUMMARY = 255;
+
+interface Tables {
+  reads: readonly string[];
+  writes: readonly string[];
+  collection?: string;
+  /** Operations and tables in text order. */
+  summary: readonly string[];
+}
+
 function makeInfo(
   text: string,
   operation: string | undefined,
-  collection: string | undefined,
+  tables: Tables,
   isWrite: boolean,
   fingerprint: string,
 ): StatementInfo {
-  const summary = [operation ?? 'QUERY', collection].filter(Boolean).join(' ');
+  const { reads, writes, collection } = tables;
+  const summary = summaryOf(tables.summary.length ? tables.summary : [operation ?? 'QUERY']);
   const attributes: Attributes = { [ATTR.DB_QUERY_TEXT]: text, [ATTR.DB_QUERY_SUMMARY]: summary };
   if (operation) attributes[ATTR.DB_OPERATION_NAME] = operation;
   if (collection) attributes[ATTR.DB_COLLECTION_NAME] = collection;
-  return Object.freeze({ text, operation, collection, isWrite, summary, fingerprint, attributes });
+  return Object.freeze({ text, operation, collection, reads, writes, isWrite, summary, fingerprint, attributes });
+}
+
+function summaryOf(words: readonly string[]): string {
+  let summary = words[0];
+  for (let i = 1; i < words.length && summary.length + 1 + words[i].length <= MAX_SUMMARY; i++) {
+    summary += ` ${words[i]}`;
+  }
+  return summary.slice(0, MAX_SUMMARY);
 }
 
 const READ_LEADS = new Set([
@@ -113,7 +138,6 @@ const WRITE_WORDS = new Set([
   'NEXTVAL',
   'SETVAL',
 ]);
-const COLLECTION_AFTER = new Set(['FROM', 'INTO', 'UPDATE', 'TABLE', 'JOIN']);
 
 /** Keyword analysis: MySQL/MariaDB, and PostgreSQL until libpg-query is loaded (or cannot parse). */
 export function analyzeKeywords(sanitized: string, words: string[]): StatementInfo {
@@ -129,24 +153,60 @@ export function analyzeKeywords(sanitized: string, words: string[]): StatementIn
         (w === 'LOCK' && words[i + 1] === 'IN'),
     );
   }
-  let collection: string | undefined;
-  for (let i = 0; i < words.length - 1; i++) {
-    if (COLLECTION_AFTER.has(words[i]) && !READ_LEADS.has(words[i + 1])) {
-      collection = collectionName(sanitized, words[i + 1]);
-      break;
-    }
-  }
-  return makeInfo(sanitized, operation, collection, isWrite, fnv1a(sanitized));
+  return makeInfo(sanitized, operation, tablesByKeywords(sanitized, operation, lead), isWrite, fnv1a(sanitized));
 }
 
-const QUALIFIED_NAME = /^[\w$"`]+(?:\.[\w$"`]+)*/;
+const NAME = String.raw`(?:"[^"]+"|\`[^\`]+\`|[A-Za-z_][\w$]*)`;
+const TABLE_AFTER = new RegExp(String.raw`\b(FROM|JOIN|INTO|UPDATE|TABLE)\s+(${NAME}(?:\.${NAME})*)`, 'gi');
 
-/** The name as written (case kept, schema-qualified if it is), found again in the sanitized text. */
-function collectionName(sanitized: string, upperWord: string): string {
-  const at = sanitized.toUpperCase().indexOf(upperWord);
-  if (at < 0) return upperWord.toLowerCase();
-  const name = QUALIFIED_NAME.exec(sanitized.slice(at))?.[0] ?? upperWord;
-  return name.replace(/["`]/g, '');
+/** Which keyword introduces a write statement's target, by the statement's leading word. */
+const TARGET_KEYWORD: Record<string, string> = { INSERT: 'INTO', REPLACE: 'INTO', UPDATE: 'UPDATE', DELETE: 'FROM' };
+
+/** Without a parser: the names after FROM, JOIN, INTO, UPDATE and TABLE, as written (quotes dropped). */
+function tablesByKeywords(sanitized: string, operation: string | undefined, lead: string | undefined): Tables {
+  const reads: string[] = [];
+  const writes: string[] = [];
+  const writing = lead !== undefined && lead !== 'WITH' && !READ_LEADS.has(lead);
+  const targetKeyword = lead === undefined ? undefined : (TARGET_KEYWORD[lead] ?? 'TABLE');
+  for (const match of sanitized.matchAll(TABLE_AFTER)) {
+    const name = match[2].replace(/["`]/g, '');
+    const keyword = match[1].toUpperCase();
+    const target = writing && writes.length === 0 && keyword === targetKeyword;
+    // FOR UPDATE, ON DUPLICATE KEY UPDATE, SELECT … INTO: no table read there
+    if (
+      (!target && (keyword === 'UPDATE' || keyword === 'TABLE' || keyword === 'INTO')) ||
+      READ_LEADS.has(name.toUpperCase())
+    )
+      continue;
+    const list = target ? writes : reads;
+    if (!list.includes(name)) list.push(name);
+  }
+  const collection = writes[0] ?? reads[0];
+  return { reads, writes, collection, summary: collection ? [operation ?? 'QUERY', collection] : [] };
+}
+
+/**
+ * A hash of a statement as sent and its values, for duplicate_query: the ledger compares reads through it
+ * and keeps nothing else of them. Values the hash cannot read (a circular object) make it unique.
+ */
+export function hashStatementValues(text: string, values: readonly unknown[] | undefined): string {
+  if (values === undefined || values.length === 0) return fnv1a(text);
+  let all = text;
+  for (const value of values) all += `\u0000${typeof value}:${valueText(value)}`;
+  return fnv1a(all);
+}
+
+let unreadable = 0;
+function valueText(value: unknown): string {
+  if (value === null || typeof value !== 'object') return String(value);
+  if (value instanceof Date) return String(value.getTime());
+  if (ArrayBuffer.isView(value))
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  try {
+    return JSON.stringify(value) ?? '';
+  } catch {
+    return `unreadable ${++unreadable}`;
+  }
 }
 
 function fnv1a(text: string): string {
@@ -213,7 +273,7 @@ function analyzePostgres(parser: PgParser, sql: string, sanitized: string): Stat
     const [type, body] = Object.entries(stmt)[0];
     return !STANDBY_SAFE.has(type) || findFirstNode(body, WRITE_NODES) !== undefined || callsWriteFunction(body);
   });
-  return makeInfo(sanitized, operation, firstRelation(node), isWrite, fingerprint);
+  return makeInfo(sanitized, operation, tablesOfTree(stmts, operation), isWrite, fingerprint);
 }
 
 function leadingWord(sanitized: string): string | undefined {
@@ -252,25 +312,90 @@ function callsWriteFunction(tree: unknown): boolean {
   return Object.values(tree).some(callsWriteFunction);
 }
 
-/** The statement's target (INSERT/UPDATE/DELETE) or the first table of its FROM clause. */
-function firstRelation(node: Record<string, unknown>): string | undefined {
-  const relation = (node.relation ?? findRangeVar(node.fromClause)) as
-    { schemaname?: string; relname?: string } | undefined;
-  if (!relation?.relname) return undefined;
-  return relation.schemaname ? `${relation.schemaname}.${relation.relname}` : relation.relname;
+type Node = Record<string, unknown>;
+interface RangeVar {
+  schemaname?: string;
+  relname?: string;
+}
+/** Fields visitStatement reads first (WITH, the target, UPDATE's FROM), so the summary follows the text. */
+const SKIPPED_FIELDS = new Set([
+  'withClause',
+  'relation',
+  'relations',
+  'intoClause',
+  'larg',
+  'rarg',
+  'targetList',
+  'fromClause',
+]);
+
+/**
+ * Every table the statements read and write, from the parse tree, and the semantic-convention summary:
+ * each operation and table in the order they appear, e.g. `INSERT shipping_details SELECT orders`. Names
+ * are the server's (unquoted identifiers folded, quoted ones as written); CTE names are not tables.
+ */
+function tablesOfTree(stmts: { stmt: Node }[], operation: string | undefined): Tables {
+  const cteNames = new Set<string>();
+  collectCteNames(stmts, cteNames);
+  const reads: string[] = [];
+  const writes: string[] = [];
+  const summary: string[] = [];
+  const mainStatement = Object.values(stmts[0].stmt)[0];
+  let mainTarget: string | undefined;
+  const table = (relation: RangeVar | undefined, list: string[]): string | undefined => {
+    if (!relation?.relname || (!relation.schemaname && cteNames.has(relation.relname))) return undefined;
+    const name = relation.schemaname ? `${relation.schemaname}.${relation.relname}` : relation.relname;
+    summary.push(name);
+    if (!list.includes(name)) list.push(name);
+    return name;
+  };
+  const visitStatement = (type: string, node: Node) => {
+    if (node.withClause) visit(node.withClause);
+    if (type === 'SelectStmt' && node.op !== undefined && node.op !== 'SETOP_NONE') {
+      visitStatement(type, node.larg as Node);
+      visitStatement(type, node.rarg as Node);
+      return;
+    }
+    // INSERT … VALUES parses as a SELECT of values lists: no SELECT said in the text
+    const said = type === 'SelectStmt' && node.valuesLists ? undefined : STATEMENT_OPERATIONS[type];
+    const top = summary.length === 0;
+    if (said ?? (top ? operation : undefined)) summary.push((said ?? operation)!);
+    const target =
+      type === 'SelectStmt' ? (node.intoClause as { rel?: RangeVar } | undefined)?.rel : (node.relation as RangeVar);
+    // COPY t TO reads t; every other statement with a `relation` (DML, DDL, COPY FROM) writes it
+    const name = table(target, type === 'CopyStmt' && !node.is_from ? reads : writes);
+    if (node === mainStatement) mainTarget = name;
+    if (type === 'TruncateStmt') for (const r of node.relations as Node[]) table(r.RangeVar as RangeVar, writes);
+    visit(node.targetList);
+    visit(node.fromClause);
+    for (const [key, value] of Object.entries(node)) if (!SKIPPED_FIELDS.has(key)) visit(value);
+  };
+  const visit = (tree: unknown): void => {
+    if (tree === null || typeof tree !== 'object') return;
+    if (Array.isArray(tree)) {
+      for (const item of tree) visit(item);
+      return;
+    }
+    for (const [key, value] of Object.entries(tree as Node)) {
+      if (key === 'RangeVar') table(value as RangeVar, reads);
+      else if (key.endsWith('Stmt') && value !== null && typeof value === 'object') visitStatement(key, value as Node);
+      else visit(value);
+    }
+  };
+  for (const { stmt } of stmts) visit(stmt);
+  const collection = mainTarget ?? writes[0] ?? reads[0];
+  // a statement that names no table (SET, SELECT 1) is summarised by its operation alone
+  return { reads, writes, collection, summary: reads.length || writes.length ? summary : [operation ?? 'QUERY'] };
 }
 
-function findRangeVar(tree: unknown): unknown {
-  if (tree === null || typeof tree !== 'object') return undefined;
+function collectCteNames(tree: unknown, names: Set<string>): void {
+  if (tree === null || typeof tree !== 'object') return;
   if (Array.isArray(tree)) {
-    for (const item of tree) {
-      const found = findRangeVar(item);
-      if (found) return found;
-    }
-    return undefined;
+    for (const item of tree) collectCteNames(item, names);
+    return;
   }
-  const record = tree as Record<string, unknown>;
-  if (record.RangeVar) return record.RangeVar;
-  if (record.JoinExpr) return findRangeVar((record.JoinExpr as Record<string, unknown>).larg);
-  return undefined;
+  for (const [key, value] of Object.entries(tree as Node)) {
+    if (key === 'ctename' && typeof value === 'string') names.add(value);
+    else collectCteNames(value, names);
+  }
 }

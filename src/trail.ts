@@ -11,6 +11,8 @@ export interface LibraryProfile {
   readonly name: string;
   /** How to read from the primary with this library (read_after_write), e.g. "pass `useMaster: true`". */
   readonly primaryReadAdvice?: string;
+  /** How to fetch per-row lookups in one query with this library (n_plus_one), e.g. "use `whereIn`". */
+  readonly batchAdvice?: string;
 }
 
 /**

@@ -7,7 +7,10 @@ import { pgTargetOf } from '../pg/target';
 import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
 import type { DrizzleBuilder, DrizzleInstrumentationConfig } from './types';
 
-const DRIZZLE: LibraryProfile = { name: 'drizzle' };
+const DRIZZLE: LibraryProfile = {
+  name: 'drizzle',
+  batchAdvice: 'fetch them in one query with `inArray`, or with their parent through the relational `with`',
+};
 const TRAIL = Symbol('querytrail.drizzle.trail');
 const VERSIONS = ['>=0.29.0 <1'];
 

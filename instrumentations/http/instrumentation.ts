@@ -1,4 +1,4 @@
-import { diag } from '@opentelemetry/api';
+import { diag, trace } from '@opentelemetry/api';
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
@@ -6,7 +6,8 @@ import {
   isWrapped,
 } from '@opentelemetry/instrumentation';
 import { guarded } from '../../src/guard';
-import { RequestLike, requestScope, withScope } from '../../src/scope';
+import { getRuntime } from '../../src/runtime';
+import { RequestLike, RequestScope, requestScope, withScope } from '../../src/scope';
 import { VERSION } from '../../src/version';
 
 type Emit = (this: unknown, event: string | symbol, ...args: unknown[]) => boolean;
@@ -62,13 +63,30 @@ export class HttpScopeInstrumentation extends InstrumentationBase<Instrumentatio
     const instrumentation = this;
     const emit = function (this: unknown, event: string | symbol, ...args: unknown[]) {
       if (event !== 'request' || !instrumentation.scoping) return original.call(this, event, ...args);
-      const scope = guarded('http request scope', () => requestScope(args[0] as RequestLike));
+      const scope = guarded('http request scope', () => startRequest(args[0] as RequestLike, args[1]));
       if (scope === undefined) return original.call(this, event, ...args);
       return withScope(scope, () => original.call(this, event, ...args));
     };
     Object.defineProperty(emit, SCOPING, { value: true });
     return emit;
   }
+}
+
+interface ResponseLike {
+  prependListener?(event: 'close', listener: () => void): unknown;
+}
+
+/**
+ * The request's scope, with the HTTP server span (OTel's HTTP instrumentation runs outside this wrapper).
+ * Its end is heard before that instrumentation's own 'close' listener ends the span, so the span still
+ * takes the request's query count and time.
+ */
+function startRequest(request: RequestLike, response: unknown): RequestScope {
+  const scope = requestScope(request, trace.getActiveSpan());
+  (response as ResponseLike | undefined)?.prependListener?.('close', () =>
+    guarded('http request end', () => getRuntime().tracker.scopeEnded(scope)),
+  );
+  return scope;
 }
 
 function hasOurWrapper(emit: Emit): boolean {

@@ -7,7 +7,7 @@ import type { LibraryProfile, Trail, TrailKind } from '../../src/trail';
 import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
 import type { KnexClient, KnexInstrumentationConfig, KnexQueryObject } from './types';
 
-const KNEX: LibraryProfile = { name: 'knex' };
+const KNEX: LibraryProfile = { name: 'knex', batchAdvice: 'fetch them in one query with `whereIn`' };
 const TRAIL = Symbol('querytrail.knex.trail');
 const BINDING = Symbol('querytrail.knex.binding');
 const VERSIONS = ['>=2.4.0 <4'];

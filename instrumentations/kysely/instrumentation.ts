@@ -14,7 +14,11 @@ import type {
   KyselyPostgresDialectConfig,
 } from './types';
 
-const KYSELY: LibraryProfile = { name: 'kysely', primaryReadAdvice: 'read through the primary dialect' };
+const KYSELY: LibraryProfile = {
+  name: 'kysely',
+  primaryReadAdvice: 'read through the primary dialect',
+  batchAdvice: "fetch them in one query with `where(column, 'in', ids)`",
+};
 const TRAIL = Symbol('querytrail.kysely.trail');
 const VERSIONS = ['>=0.28.0 <0.30'];
 /** 0.28 ships CommonJS and ESM builds side by side; 0.29 is ESM only, in `dist/` itself. */

@@ -46,7 +46,7 @@ function valuesOf(config: unknown, values: unknown): readonly unknown[] | undefi
   return c?.values ?? c?.cursor?.values;
 }
 
-const PG: LibraryProfile = { name: 'pg' };
+const PG: LibraryProfile = { name: 'pg', batchAdvice: 'fetch them in one query with `= ANY($1)` and an array' };
 
 /**
  * node-postgres (pg, pg-pool, pg-cursor, pg-query-stream): one CLIENT span per query, where it ran
@@ -215,6 +215,7 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
         ? pending.site
         : executionSite(execution, statement.text, below, this.capturePolicy(), runtime.sites),
       statement,
+      text,
       server: serverFactsOf(client, runtime.databases),
       parameters: valuesOf(config, values),
       recordParameters: options.recordParameters === true,

@@ -16,7 +16,11 @@ import type {
   PrismaRawClient,
 } from './types';
 
-const PRISMA: LibraryProfile = { name: 'prisma', primaryReadAdvice: 'read through `$primary()`' };
+const PRISMA: LibraryProfile = {
+  name: 'prisma',
+  primaryReadAdvice: 'read through `$primary()`',
+  batchAdvice: 'load them with their parent through `include`, or in one `findMany({ where: { id: { in: ids } } })`',
+};
 const VERSIONS = ['>=7.0.0 <8'];
 const READ_REPLICAS_VERSIONS = ['>=0.4.0 <1'];
 const BINDING = Symbol('querytrail.prisma.binding');

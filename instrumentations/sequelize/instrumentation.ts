@@ -18,6 +18,7 @@ import type {
 const SEQUELIZE: LibraryProfile = {
   name: 'sequelize',
   primaryReadAdvice: 'pass `useMaster: true`, or read in the transaction',
+  batchAdvice: 'load them with their parent through `include`, or in one `findAll({ where: { id: ids } })`',
 };
 const VERSIONS = ['>=6.0.0 <7'];
 const BINDINGS = Symbol('querytrail.sequelize.bindings');

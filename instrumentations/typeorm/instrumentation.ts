@@ -21,6 +21,8 @@ import type {
 const TYPEORM: LibraryProfile = {
   name: 'typeorm',
   primaryReadAdvice: "read through `dataSource.createQueryRunner('master')`, or in the transaction",
+  batchAdvice:
+    'load them with their parent through `relations` (or a join), or in one `find({ where: { id: In(ids) } })`',
 };
 const VERSIONS = ['>=0.3.17 <2'];
 const TRAIL = Symbol('querytrail.typeorm.trail');

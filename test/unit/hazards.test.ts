@@ -41,6 +41,9 @@ function execution(sql: string, host: string, role: 'primary' | 'replica' | unde
     parameters: undefined,
     now: Date.now(),
     ledger: undefined,
+    read: undefined,
+    library: { name: 'pg' },
+    nPlusOneThreshold: 5,
   };
 }
 
@@ -270,20 +273,29 @@ describe('read_after_write', () => {
 
   it('fires when the request reads from a replica a table it wrote on the primary, naming both lines', () => {
     const ledger = new ScopeLedger();
-    ledger.recordWrite('app', 'public.items', at(12));
+    ledger.recordWrite('app', ['public.items'], at(12));
     const hazard = readAfterWrite(
       { ...createTrail({ library: 'sequelize', site: at(30) }), library: SEQUELIZE },
       readOnReplica('SELECT * FROM items WHERE id = 1', ledger),
     )!;
     expect(hazard).toMatchObject({ code: 'read_after_write', severity: 'warning', site: execSite });
     expect(hazard.message).toBe(
-      'SELECT items at /app/routes/items.js:42:7 reads items from ro, a replica (in_hot_standby=on), after this request wrote it on the primary at /app/reports.js:12:3: with replication lag the read may not see the write; pass `useMaster: true`, or read in the transaction.',
+      'SELECT items at /app/routes/items.js:42:7 reads public.items from ro, a replica (in_hot_standby=on), after this request wrote it on the primary at /app/reports.js:12:3: with replication lag the read may not see the write; pass `useMaster: true`, or read in the transaction.',
     );
     expect(hazard.attributes).toEqual({
-      'querytrail.hazard.table': 'items',
+      'querytrail.hazard.table': 'public.items',
       'querytrail.hazard.write.file': '/app/reports.js',
       'querytrail.hazard.write.line': 12,
     });
+  });
+
+  it('fires for a join or a sub-select of the written table, naming it as written', () => {
+    const ledger = new ScopeLedger();
+    ledger.recordWrite('app', ['Followers'], at(12));
+    const join = 'SELECT "Users".* FROM "Users" INNER JOIN "Followers" ON "Followers"."userId" = "Users".id';
+    expect(readAfterWrite(undefined, readOnReplica(join, ledger))?.message).toMatch(/reads Followers from ro/);
+    const sub = 'SELECT * FROM "Users" WHERE id IN (SELECT "userId" FROM "Followers")';
+    expect(readAfterWrite(undefined, readOnReplica(sub, ledger))?.code).toBe('read_after_write');
   });
 
   it.each([
@@ -293,7 +305,7 @@ describe('read_after_write', () => {
     ['the statement is itself a write', 'UPDATE items SET a = 1', 'replica', 'request'],
   ] as const)('stays silent when %s', (_what, sql, role, phase) => {
     const ledger = new ScopeLedger();
-    ledger.recordWrite('app', 'items', at(12));
+    ledger.recordWrite('app', ['items'], at(12));
     expect(readAfterWrite(undefined, readOnReplica(sql, ledger, role, phase))).toBeUndefined();
   });
 

@@ -1,7 +1,13 @@
 // The tracker in process: one span per query, the contract's attributes, hazards as events, strict mode.
 import { metrics, ROOT_CONTEXT } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { ATTR, HAZARD, HAZARD_EVENT } from '../../src/attributes';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { ATTR, HAZARD, HAZARD_EVENT, REQUEST_QUERIES_HISTOGRAM } from '../../src/attributes';
 import { internSite } from '../../src/callsite';
 import { DatabaseRegistry, ServerFacts } from '../../src/database';
 import { QueryStart, QueryTracker } from '../../src/query-tracker';
@@ -19,9 +25,9 @@ const app = databases.ref('postgresql', 'db1', 5432, 'app');
 const analytics = databases.ref('postgresql', 'db1', 5432, 'analytics');
 const runSite = internSite('/app/routes/items.js', 12, 5, 'list');
 
-function tracker(strict: string[] = []) {
+function tracker(strict: string[] = [], nPlusOneThreshold = 5) {
   const pipeline = new HazardPipeline(undefined, new Set(strict as never[]));
-  const t = new QueryTracker(new SiteCapture(), pipeline);
+  const t = new QueryTracker(new SiteCapture(), pipeline, nPlusOneThreshold);
   t.useMeter(metrics.getMeter('test'));
   return t;
 }
@@ -29,6 +35,7 @@ function tracker(strict: string[] = []) {
 function start(overrides: Partial<QueryStart>): QueryStart {
   const server = new ServerFacts(app);
   server.setRole('primary', 'in_hot_standby=off');
+  const statement = overrides.statement ?? analyzeStatement('SELECT id FROM items WHERE id = $1', 'postgresql');
   return {
     tracer,
     driver: profile('pg'),
@@ -36,7 +43,8 @@ function start(overrides: Partial<QueryStart>): QueryStart {
     scope: undefined,
     trail: undefined,
     site: runSite,
-    statement: analyzeStatement('SELECT id FROM items WHERE id = $1', 'postgresql'),
+    statement,
+    text: statement.text,
     server,
     parameters: [1],
     recordParameters: false,
@@ -120,5 +128,106 @@ describe('QueryTracker', () => {
     })();
     // the completion handler's caller is this test file: its frame is the execution site
     expect(exporter.getFinishedSpans()[0].attributes[ATTR.CODE_FILE_PATH]).toBe(__filename);
+  });
+});
+
+describe('QueryTracker: redundant reads in a request', () => {
+  const byId = analyzeStatement('SELECT * FROM users WHERE id = $1', 'postgresql');
+  const loop = internSite('/app/routes/articles.js', 20, 5, 'list');
+  const hazardsOf = (code: string) =>
+    exporter
+      .getFinishedSpans()
+      .flatMap((s) => s.events)
+      .filter((e) => e.attributes?.[HAZARD.CODE] === code);
+
+  it('reports an N+1 once, when the N-th concurrent run starts, with its line, count and time so far', () => {
+    const t = tracker();
+    const scope = requestScope({ method: 'GET', url: '/articles' });
+    // Promise.all: every run starts before any finishes, and a sequential pair finishes first
+    const first = [1, 2].map((id) => t.start(start({ scope, statement: byId, site: loop, parameters: [id] })).query);
+    first.forEach((q) => t.finish(q));
+    const running = [3, 4, 5, 6, 7].map((id) =>
+      t.start(start({ scope, statement: byId, site: loop, parameters: [id] })),
+    );
+    running.forEach(({ query }) => t.finish(query));
+    const [event] = hazardsOf('n_plus_one');
+    expect(hazardsOf('n_plus_one')).toHaveLength(1);
+    expect(event.attributes).toMatchObject({ [HAZARD.FILE]: loop.file, [HAZARD.LINE]: 20, [HAZARD.COUNT]: 5 });
+    expect(event.attributes?.[HAZARD.MESSAGE]).toMatch(
+      /^SELECT users ran 5 times from \/app\/routes\/articles\.js:20:5 in request GET \/articles on .*, with 5 different values; 2 finished in [\d.]+ ms: a potential N\+1 \(a query per row\); fetch the rows in one query\.$/,
+    );
+    expect(scope.queries).toBe(7);
+  });
+
+  it('stays silent outside a request, for writes, and for one batched query', () => {
+    const t = tracker();
+    for (let id = 0; id < 10; id++) t.finish(t.start(start({ statement: byId, site: loop, parameters: [id] })).query);
+    const scope = requestScope({ method: 'GET', url: '/articles' });
+    const insert = analyzeStatement('INSERT INTO users (id) VALUES ($1)', 'postgresql');
+    for (let id = 0; id < 10; id++)
+      t.finish(t.start(start({ scope, statement: insert, site: loop, parameters: [id] })).query);
+    const batch = analyzeStatement('SELECT * FROM users WHERE id = ANY($1)', 'postgresql');
+    t.finish(t.start(start({ scope, statement: batch, site: loop, parameters: [[1, 2, 3, 4, 5, 6]] })).query);
+    expect(hazardsOf('n_plus_one')).toHaveLength(0);
+  });
+
+  it('fails the N-th run in strict mode, with a lower threshold', () => {
+    const t = tracker(['n_plus_one'], 2);
+    const scope = requestScope({ method: 'GET', url: '/articles' });
+    expect(t.start(start({ scope, statement: byId, site: loop, parameters: [1] })).rejection).toBeUndefined();
+    const { rejection } = t.start(start({ scope, statement: byId, site: loop, parameters: [2] }));
+    expect(rejection).toBeInstanceOf(QueryTrailHazardError);
+    expect(rejection?.message).toMatch(
+      /^querytrail n_plus_one: SELECT users ran 2 times from \/app\/routes\/articles\.js:20:5/,
+    );
+  });
+
+  it('reports a duplicate on the second identical read, and none after a write to its table', () => {
+    const t = tracker();
+    const scope = requestScope({ method: 'GET', url: '/articles' });
+    const other = internSite('/app/routes/articles.js', 31, 9, 'show');
+    t.finish(t.start(start({ scope, statement: byId, site: loop, parameters: [7] })).query);
+    t.finish(t.start(start({ scope, statement: byId, site: other, parameters: [7] })).query);
+    const [event] = hazardsOf('duplicate_query');
+    expect(event.attributes?.[HAZARD.LINE]).toBe(31);
+    expect(event.attributes?.[HAZARD.MESSAGE]).toBe(
+      'SELECT users at /app/routes/articles.js:31:9 reads again what /app/routes/articles.js:20:5 already read in ' +
+        'request GET /articles: the same statement with the same values, and no write to users in between; reuse ' +
+        'the first result (pass it along, or keep it for the request).',
+    );
+    exporter.reset();
+    const update = analyzeStatement('UPDATE users SET name = $1 WHERE id = $2', 'postgresql');
+    t.finish(t.start(start({ scope, statement: update, site: other, parameters: ['x', 7] })).query);
+    t.finish(t.start(start({ scope, statement: byId, site: other, parameters: [7] })).query);
+    expect(hazardsOf('duplicate_query')).toHaveLength(0);
+  });
+
+  it("puts the request's query count and time on its span, and on the queries-per-request histogram", async () => {
+    const reader = new PeriodicExportingMetricReader({
+      exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+      exportIntervalMillis: 60_000,
+    });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const t = tracker();
+    t.useMeter(meterProvider.getMeter('test'));
+    const requestSpan = tracer.startSpan('GET /articles');
+    const scope = requestScope({ method: 'GET', url: '/articles', route: { path: '/articles' } }, requestSpan);
+    for (const id of [1, 2, 3])
+      t.finish(t.start(start({ scope, statement: byId, site: loop, parameters: [id] })).query);
+    t.scopeEnded(scope);
+    requestSpan.end();
+    const span = exporter.getFinishedSpans().find((s) => s.name === 'GET /articles')!;
+    expect(span.attributes[ATTR.SCOPE_QUERIES]).toBe(3);
+    expect(span.attributes[ATTR.SCOPE_QUERY_TIME_MS]).toEqual(expect.any(Number));
+    const { resourceMetrics } = await reader.collect();
+    const histogram = resourceMetrics.scopeMetrics[0].metrics.find(
+      (m) => m.descriptor.name === REQUEST_QUERIES_HISTOGRAM,
+    )!;
+    expect(histogram.dataPoints).toEqual([
+      expect.objectContaining({
+        attributes: { route: 'GET /articles' },
+        value: expect.objectContaining({ count: 1, sum: 3 }),
+      }),
+    ]);
   });
 });

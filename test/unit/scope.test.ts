@@ -1,7 +1,8 @@
 import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { internSite } from '../../src/callsite';
-import { currentScope, describeScope, phaseOf, requestScope, routeOf, runInJob, withScope } from '../../src/scope';
+import { runInJob } from '../../src/job';
+import { currentScope, describeScope, phaseOf, requestScope, routeOf, withScope } from '../../src/scope';
 import { currentExecution, embed as addPart, runAs as withExecutionOf } from '../../src/seam';
 import { lineageRoot } from '../../src/trail';
 import { makeTrail as createTrail } from '../support/trails';

@@ -16,15 +16,21 @@ describe('statement analysis with the PostgreSQL parser', () => {
       'SELECT',
       'public.items',
       false,
-      'SELECT public.items',
+      'SELECT public.items tags',
     ],
     ['INSERT INTO items (name) VALUES ($1)', 'INSERT', 'items', true, 'INSERT items'],
     ['UPDATE items SET name = $1', 'UPDATE', 'items', true, 'UPDATE items'],
     ['DELETE FROM items', 'DELETE', 'items', true, 'DELETE items'],
     ['SELECT * FROM items FOR UPDATE', 'SELECT', 'items', true, 'SELECT items'],
-    ['WITH gone AS (DELETE FROM items RETURNING id) SELECT count(*) FROM gone', 'DELETE', 'gone', true, 'DELETE gone'],
+    [
+      'WITH gone AS (DELETE FROM items RETURNING id) SELECT count(*) FROM gone',
+      'DELETE',
+      'items',
+      true,
+      'DELETE items SELECT',
+    ],
     ["SELECT nextval('items_id_seq')", 'SELECT', undefined, true, 'SELECT'],
-    ['SELECT * INTO copy FROM items', 'SELECT', 'items', true, 'SELECT items'],
+    ['SELECT * INTO copy FROM items', 'SELECT', 'copy', true, 'SELECT copy items'],
     ['CREATE TABLE x (id int)', 'CREATE', 'x', true, 'CREATE x'],
     ['BEGIN', 'BEGIN', undefined, false, 'BEGIN'],
     ['SET search_path = app', 'SET', undefined, false, 'SET'],
@@ -33,6 +39,55 @@ describe('statement analysis with the PostgreSQL parser', () => {
   ])('%s', (sql, operation, collection, isWrite, summary) => {
     const info = analyzeStatement(sql, 'postgresql');
     expect(info).toMatchObject({ operation, collection, isWrite, summary });
+  });
+
+  it.each([
+    // the join-after-write that answered "following": false (sequelize, quoted identifiers kept as written)
+    [
+      'SELECT "User"."id" FROM "Users" AS "User" INNER JOIN "Followers" AS "f" ON "f"."userId" = "User"."id"',
+      ['Users', 'Followers'],
+      [],
+      'SELECT Users Followers',
+    ],
+    [
+      'SELECT * FROM (SELECT * FROM orders o JOIN public.customers c ON true) q WHERE id IN (SELECT id FROM w) ' +
+        'UNION SELECT * FROM z',
+      ['orders', 'public.customers', 'w', 'z'],
+      [],
+      'SELECT SELECT orders public.customers SELECT w SELECT z',
+    ],
+    ['SELECT 1 FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.a = a.id)', ['a', 'b'], [], 'SELECT a SELECT b'],
+    [
+      'WITH recent AS (SELECT * FROM orders) SELECT * FROM recent JOIN users ON true',
+      ['orders', 'users'],
+      [],
+      'SELECT orders SELECT users',
+    ],
+    [
+      'WITH moved AS (DELETE FROM a RETURNING *) INSERT INTO "B" SELECT * FROM moved',
+      [],
+      ['a', 'B'],
+      'DELETE a INSERT B SELECT',
+    ],
+    ['UPDATE t SET x = (SELECT 1 FROM s) FROM u WHERE t.id = u.id', ['s', 'u'], ['t'], 'UPDATE t SELECT s u'],
+    [
+      'INSERT INTO shipping_details SELECT * FROM orders',
+      ['orders'],
+      ['shipping_details'],
+      'INSERT shipping_details SELECT orders',
+    ],
+    ['DELETE FROM t USING s WHERE t.id = s.id', ['s'], ['t'], 'DELETE t s'],
+    ['TRUNCATE a, b', [], ['a', 'b'], 'TRUNCATE a b'],
+  ])('every table of %s', (sql, reads, writes, summary) => {
+    expect(analyzeStatement(sql, 'postgresql')).toMatchObject({ reads, writes, summary });
+  });
+
+  it('cuts a summary longer than 255 characters at a word', () => {
+    const tables = Array.from({ length: 40 }, (_, i) => `table_number_${i}`);
+    const info = analyzeStatement(`SELECT * FROM ${tables.join(', ')}`, 'postgresql');
+    expect(info.summary.length).toBeLessThanOrEqual(255);
+    expect(info.summary).toMatch(/^SELECT table_number_0 table_number_1 .* table_number_\d+$/);
+    expect(info.reads).toHaveLength(40);
   });
 
   it('shares one analysis (and fingerprint) between texts differing only in literals', () => {
@@ -72,5 +127,19 @@ describe('keyword analysis (MySQL, and PostgreSQL before the parser loads)', () 
     ['END', 'END', undefined, false],
   ])('%s', (sql, operation, collection, isWrite) => {
     expect(keywords(sql)).toMatchObject({ operation, collection, isWrite });
+  });
+
+  it.each([
+    [
+      'SELECT * FROM `Users` u JOIN Followers f ON f.a = u.b WHERE id IN (SELECT x FROM w)',
+      ['Users', 'Followers', 'w'],
+      [],
+    ],
+    ['INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2', [], ['t']],
+    ['DELETE FROM t WHERE id IN (SELECT id FROM s)', ['s'], ['t']],
+    ['UPDATE t JOIN s ON s.id = t.id SET t.a = 1', ['s'], ['t']],
+    ['SELECT * FROM t FOR UPDATE OF t', ['t'], []],
+  ])('every table of %s', (sql, reads, writes) => {
+    expect(keywords(sql)).toMatchObject({ reads, writes });
   });
 });
