@@ -3,7 +3,7 @@
  * OTEL_NODE_DISABLED_INSTRUMENTATIONS uses to turn it off. querytrail's request scope
  * (HttpScopeInstrumentation) is not listed: it is always on.
  */
-import type { Instrumentation } from '@opentelemetry/instrumentation';
+import type { InstrumentationBase, InstrumentationConfig } from '@opentelemetry/instrumentation';
 import { DrizzleInstrumentation } from './drizzle/instrumentation';
 import { KnexInstrumentation } from './knex/instrumentation';
 import { KyselyInstrumentation } from './kysely/instrumentation';
@@ -15,20 +15,26 @@ import { TypeormInstrumentation } from './typeorm/instrumentation';
 export interface InstrumentationEntry {
   readonly name: string;
   /** Options come from the environment (QUERYTRAIL_*), through each instrumentation's defaults. */
-  create(): Instrumentation;
+  create(config?: InstrumentationConfig): InstrumentationBase;
 }
 
 export const INSTRUMENTATIONS: readonly InstrumentationEntry[] = [
-  { name: 'pg', create: () => new PgInstrumentation() },
-  { name: 'knex', create: () => new KnexInstrumentation() },
-  { name: 'drizzle', create: () => new DrizzleInstrumentation() },
-  { name: 'kysely', create: () => new KyselyInstrumentation() },
-  { name: 'sequelize', create: () => new SequelizeInstrumentation() },
-  { name: 'typeorm', create: () => new TypeormInstrumentation() },
-  { name: 'prisma', create: () => new PrismaInstrumentation() },
+  { name: 'pg', create: (config) => new PgInstrumentation(config) },
+  { name: 'knex', create: (config) => new KnexInstrumentation(config) },
+  { name: 'drizzle', create: (config) => new DrizzleInstrumentation(config) },
+  { name: 'kysely', create: (config) => new KyselyInstrumentation(config) },
+  { name: 'sequelize', create: (config) => new SequelizeInstrumentation(config) },
+  { name: 'typeorm', create: (config) => new TypeormInstrumentation(config) },
+  { name: 'prisma', create: (config) => new PrismaInstrumentation(config) },
   // OpenTelemetry's own, for the request spans that query spans sit under; loaded only when enabled
-  { name: 'http', create: () => new (require('@opentelemetry/instrumentation-http').HttpInstrumentation)() },
-  { name: 'express', create: () => new (require('@opentelemetry/instrumentation-express').ExpressInstrumentation)() },
+  {
+    name: 'http',
+    create: (config) => new (require('@opentelemetry/instrumentation-http').HttpInstrumentation)(config),
+  },
+  {
+    name: 'express',
+    create: (config) => new (require('@opentelemetry/instrumentation-express').ExpressInstrumentation)(config),
+  },
 ];
 
 export { DrizzleInstrumentation } from './drizzle/instrumentation';

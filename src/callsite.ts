@@ -104,6 +104,28 @@ export function isApplicationFile(file: string): boolean {
   return !OWN_DIRS.some((dir) => file.startsWith(dir));
 }
 
+const FORMATTED_POSITION = /\(?((?:[A-Za-z]:)?[^():]+):(\d+):(\d+)\)?\s*$/;
+
+/**
+ * A stack formatter installed by someone else maps positions of code it transformed: jest's
+ * source-map-support maps what babel-jest or ts-jest compiled in memory, where no file or inline map
+ * reaches querytrail. The frame is formatted with it (only when a site is resolved) and its position read.
+ */
+function positionByStackFormatter(frame: NodeJS.CallSite): { file: string; line: number; column: number } | undefined {
+  const format = Error.prepareStackTrace;
+  if (format === undefined) return undefined;
+  const formatted = guarded('stack formatter', () => format(new Error(), [frame]));
+  if (typeof formatted !== 'string') return undefined;
+  const match = FORMATTED_POSITION.exec(formatted.slice(formatted.lastIndexOf('\n') + 1));
+  if (match === null) return undefined;
+  const file = match[1].replace(/^\s*at\s+(?:async\s+)?/, '');
+  return {
+    file: file.startsWith('file://') ? fileURLToPath(file) : file,
+    line: Number(match[2]),
+    column: Number(match[3]),
+  };
+}
+
 function firstApplicationFrame(frames: NodeJS.CallSite[]): CallSite | undefined {
   for (const frame of frames) {
     let file = frame.getFileName() ?? undefined;
@@ -114,6 +136,8 @@ function firstApplicationFrame(frames: NodeJS.CallSite[]): CallSite | undefined 
     const line = frame.getLineNumber() ?? 0;
     const column = frame.getColumnNumber() ?? 0;
     const fn = frame.getFunctionName() ?? frame.getMethodName() ?? undefined;
+    const mapped = positionByStackFormatter(frame);
+    if (mapped !== undefined) return internSite(mapped.file, mapped.line, mapped.column, fn ?? undefined);
     return internSite(file, line, column, fn ?? undefined);
   }
   return undefined;

@@ -1,6 +1,7 @@
 import type { Attributes, Counter, Meter, Span } from '@opentelemetry/api';
 import { ATTR, HAZARD, HAZARD_COUNTER, HAZARD_COUNTER_CODE, HAZARD_COUNTER_ROUTE, HAZARD_EVENT } from './attributes';
 import { formatSite } from './callsite';
+import { guarded } from './guard';
 import type { Hazard, HazardCode } from './hazards/types';
 
 /** Thrown (or passed to the callback) instead of running the query, in strict mode. */
@@ -63,6 +64,8 @@ export class WarningLog {
   }
 }
 
+export type HazardObserver = (hazard: Hazard, context: () => HazardContext) => void;
+
 /** Where a hazard was seen, for its span event, counter dimensions and warning. */
 export interface HazardScene {
   /** The query's span; for a result awaited without a query, the active span, if any. */
@@ -79,6 +82,7 @@ export interface HazardScene {
  */
 export class HazardPipeline {
   private counter: Counter | undefined;
+  private readonly observers: HazardObserver[] = [];
 
   constructor(
     private readonly warnings: WarningLog | undefined,
@@ -90,6 +94,11 @@ export class HazardPipeline {
       description: 'Query hazards detected by querytrail',
       unit: '{hazard}',
     });
+  }
+
+  /** Every hazard reported from now on is also given to `observer` (querytrail/testing). */
+  observe(observer: HazardObserver): void {
+    this.observers.push(observer);
   }
 
   /** Reports the hazards; returns the error to fail the app's call with, when strict mode covers one. */
@@ -113,6 +122,7 @@ export class HazardPipeline {
       if (scene.route !== undefined) dims[HAZARD_COUNTER_ROUTE] = scene.route;
       this.counter?.add(1, dims);
       this.warnings?.warn(hazard, scene.context);
+      for (const observer of this.observers) guarded('hazard observer', () => observer(hazard, scene.context));
     }
     const blocking = hazards.filter((h) => this.strict.has(h.code));
     return blocking.length ? new QueryTrailHazardError(blocking) : undefined;
