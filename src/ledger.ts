@@ -1,4 +1,5 @@
 import { CallSite, sameLine, SiteRef } from './callsite';
+import { Fnv, FnvState } from './fnv';
 import type { DatabaseRef } from './database';
 import type { StatementInfo } from './statement';
 
@@ -37,7 +38,7 @@ export interface ReadGroup {
   finishedMs: number;
   /** n_plus_one was reported for this group (once per request, shape and site). */
   reported: boolean;
-  readonly valueHashes: Set<string>;
+  readonly valueHashes: Set<number>;
 }
 
 /** The same statement with the same values, read again with no write to its tables in between. */
@@ -103,7 +104,7 @@ export class ScopeLedger {
   private readonly transactions = new Map<object, OpenTransaction>();
   private readonly readGroups = new Map<string, ReadGroup[]>();
   private readGroupCount = 0;
-  private readonly readHashes = new Map<DatabaseRef, Map<string, ReadHash>>();
+  private readonly readHashes = new Map<DatabaseRef, Map<number, ReadHash>>();
   private readHashCount = 0;
   /** Increases with every write, so a read knows whether its tables were written since an earlier one. */
   private sequence = 0;
@@ -154,7 +155,7 @@ export class ScopeLedger {
     statement: StatementInfo,
     database: DatabaseRef,
     site: CallSite | undefined,
-    valuesHash: string,
+    valuesHash: number,
   ): ReadFacts | undefined {
     const group = this.groupOf(statement, database, site);
     if (group === undefined) return undefined;
@@ -193,7 +194,7 @@ export class ScopeLedger {
     statement: StatementInfo,
     database: DatabaseRef,
     site: CallSite | undefined,
-    valuesHash: string,
+    valuesHash: number,
   ): RepeatedRead | undefined {
     let hashes = this.readHashes.get(database);
     if (hashes === undefined) this.readHashes.set(database, (hashes = new Map()));
@@ -226,5 +227,42 @@ export class ScopeLedger {
   transactionOnOtherDatabase(database: DatabaseRef): OpenTransaction | undefined {
     for (const open of this.transactions.values()) if (open.database !== database) return open;
     return undefined;
+  }
+}
+
+const reads = new Fnv();
+/** The same texts are sent again and again (with other values): their share of the hash is kept (bounded). */
+const textStates = new Map<string, FnvState>();
+const MAX_TEXT_STATES = 4096;
+let unreadable = 0;
+
+/**
+ * A hash of a read as sent — its text and its values — for duplicate_query and the distinct values of an
+ * N+1: the ledger compares reads through it and keeps nothing else of them. A value the hash cannot read
+ * (a circular object) makes it unique.
+ */
+export function hashRead(text: string, values: readonly unknown[] | undefined): number {
+  const known = textStates.get(text);
+  if (known !== undefined) reads.restore(known);
+  else {
+    reads.reset().update(text);
+    if (textStates.size < MAX_TEXT_STATES) textStates.set(text, reads.save());
+  }
+  for (const value of values ?? []) {
+    reads.update(typeof value === 'string' ? '\u0000s' : '\u0000o').update(valueText(value));
+  }
+  return reads.number();
+}
+
+function valueText(value: unknown): string {
+  if (value === null || typeof value !== 'object')
+    return typeof value === 'string' ? value : `${typeof value}:${String(value)}`;
+  if (value instanceof Date) return `date:${value.getTime()}`;
+  if (ArrayBuffer.isView(value))
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  try {
+    return JSON.stringify(value) ?? '';
+  } catch {
+    return `unreadable ${++unreadable}`;
   }
 }

@@ -26,11 +26,11 @@ import { completionSite } from './execution-site';
 import { internalErrorOccurred } from './guard';
 import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
 import { describeBinding } from './hazards/describe';
-import { ReadFacts, ScopeLedger, transactionControlOf } from './ledger';
+import { hashRead, ReadFacts, ScopeLedger, transactionControlOf } from './ledger';
 import { HazardPipeline, QueryTrailHazardError } from './report';
 import { describeScope, Phase, phaseOf, routeOf, Scope } from './scope';
 import type { SiteCapture } from './site-capture';
-import { hashStatementValues, StatementInfo } from './statement';
+import type { StatementInfo } from './statement';
 import { LibraryProfile, lineageRoot, Trail } from './trail';
 
 /** Everything the tracker needs to know about one query, given by the driver instrumentation. */
@@ -282,7 +282,7 @@ export class QueryTracker {
    */
   private trackRead(start: QueryStart, scope: Scope): ReadFacts | undefined {
     const site = resolveSite(start.site) ?? resolveSite(start.trail?.site);
-    const hash = hashStatementValues(start.text, start.parameters);
+    const hash = hashRead(start.text, start.parameters);
     const read = (scope.ledger ??= new ScopeLedger()).recordRead(start.statement, start.server.ref, site, hash);
     if (read === undefined) this.untrackedReads?.add(1);
     return read;

@@ -1,6 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { ATTR } from './attributes';
 import { internalErrorOccurred } from './guard';
+import { Fnv } from './fnv';
 import { lexSql, SqlDialect } from './sql-lexer';
 
 /** What querytrail knows about one statement shape. Shared by every text of that shape: never mutate. */
@@ -185,39 +186,10 @@ function tablesByKeywords(sanitized: string, operation: string | undefined, lead
   return { reads, writes, collection, summary: collection ? [operation ?? 'QUERY', collection] : [] };
 }
 
-/**
- * A hash of a statement as sent and its values, for duplicate_query: the ledger compares reads through it
- * and keeps nothing else of them. Values the hash cannot read (a circular object) make it unique.
- */
-export function hashStatementValues(text: string, values: readonly unknown[] | undefined): string {
-  if (values === undefined || values.length === 0) return fnv1a(text);
-  let all = text;
-  for (const value of values) all += `\u0000${typeof value}:${valueText(value)}`;
-  return fnv1a(all);
-}
-
-let unreadable = 0;
-function valueText(value: unknown): string {
-  if (value === null || typeof value !== 'object') return String(value);
-  if (value instanceof Date) return String(value.getTime());
-  if (ArrayBuffer.isView(value))
-    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
-  try {
-    return JSON.stringify(value) ?? '';
-  } catch {
-    return `unreadable ${++unreadable}`;
-  }
-}
+const fingerprints = new Fnv();
 
 function fnv1a(text: string): string {
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193);
-    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
-  }
-  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+  return fingerprints.reset().update(text).hex();
 }
 
 // ---- PostgreSQL, from the real parser ----

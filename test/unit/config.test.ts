@@ -1,4 +1,4 @@
-import { configFromEnv, DEFAULT_CONFIG, resolveConfig } from '../../src/config';
+import { configFromEnv, DEFAULT_CONFIG, nPlusOneThresholdOf, resolveConfig } from '../../src/config';
 import { HAZARD_CODES } from '../../src/hazards/types';
 
 const read = (env: Record<string, string>) => {
@@ -45,6 +45,13 @@ describe('config from the environment', () => {
     expect(JSON.stringify(config.databases)).not.toContain('pw');
   });
 
+  it('takes an N+1 threshold, else 5, or 2 when n_plus_one fails the query', () => {
+    expect(nPlusOneThresholdOf(read({}).config)).toBe(5);
+    expect(nPlusOneThresholdOf(read({ QUERYTRAIL_STRICT: 'n_plus_one' }).config)).toBe(2);
+    expect(nPlusOneThresholdOf(read({ QUERYTRAIL_STRICT: 'write_on_replica' }).config)).toBe(5);
+    expect(nPlusOneThresholdOf(read({ QUERYTRAIL_STRICT: '1', QUERYTRAIL_N_PLUS_ONE_THRESHOLD: '4' }).config)).toBe(4);
+  });
+
   it('QUERYTRAIL_STRICT=1 means every hazard', () => {
     expect(read({ QUERYTRAIL_STRICT: '1' }).config.strict.size).toBe(HAZARD_CODES.length);
   });
@@ -55,6 +62,7 @@ describe('config from the environment', () => {
     ['QUERYTRAIL_CONSOLE', 'loud', 'accepted: warnings, spans, off'],
     ['QUERYTRAIL_STRICT', 'write_everywhere', 'names unknown hazard write_everywhere'],
     ['QUERYTRAIL_WARNINGS_PER_MINUTE', '-3', 'a whole number above 0'],
+    ['QUERYTRAIL_N_PLUS_ONE_THRESHOLD', '1', 'a whole number of 2 or more'],
   ])('a bad %s=%s is one line, and the default stays', (name, value, says) => {
     const { config, problems } = read({ [name]: value });
     expect(problems.length).toBe(1);
