@@ -8,18 +8,43 @@ import type { HazardContext, WarningSink } from '../src/report';
 type Write = (line: string) => void;
 const toStderr: Write = (text) => process.stderr.write(text);
 
+/** Colour on a terminal, unless NO_COLOR is set (no-color.org); never in a pipe or a file. */
+export function colourOn(stream: { isTTY?: boolean }): boolean {
+  return stream.isTTY === true && !process.env.NO_COLOR;
+}
+
+type Paint = (text: string) => string;
+const plain: Paint = (text) => text;
+const sgr =
+  (open: number, close: number): Paint =>
+  (text) =>
+    `\u001b[${open}m${text}\u001b[${close}m`;
+const PAINT = { bold: sgr(1, 22), dim: sgr(2, 22), red: sgr(31, 39), yellow: sgr(33, 39), cyan: sgr(36, 39) };
+
 /** Readable hazard warnings on stderr: the message, the code to change, bound vs ran, where it happened. */
 export class ConsoleWarnings implements WarningSink {
-  /** `codeFrames`: the source lines around the site (credentials masked); QUERYTRAIL_CODE_FRAMES=false. */
+  private readonly paint: Record<keyof typeof PAINT, Paint>;
+
+  /**
+   * `codeFrames`: the source lines around the site (credentials masked); QUERYTRAIL_CODE_FRAMES=false.
+   * `colour`: ANSI colours (default: when stderr is a terminal and NO_COLOR is not set).
+   */
   constructor(
     private readonly write: Write = toStderr,
     private readonly codeFrames = true,
-  ) {}
+    colour = write === toStderr && colourOn(process.stderr),
+  ) {
+    this.paint = colour ? PAINT : { bold: plain, dim: plain, red: plain, yellow: plain, cyan: plain };
+  }
 
   warn(hazard: Hazard, context: HazardContext): void {
-    const lines = [`querytrail ${hazard.severity}: ${hazard.code}`, `  ${hazard.message}`];
-    if (hazard.site && this.codeFrames) lines.push(...codeFrame(hazard.site).map((l) => `    ${l}`));
-    lines.push(`  bound: ${context.bound}`, `  ran:   ${context.ran}`, `  in:    ${context.scope}`);
+    const { bold, dim, red, yellow, cyan } = this.paint;
+    const severity = hazard.severity === 'error' ? red : yellow;
+    const lines = [`${severity(`querytrail ${hazard.severity}`)}: ${bold(hazard.code)}`, `  ${hazard.message}`];
+    if (hazard.site && this.codeFrames) {
+      lines.push(...codeFrame(hazard.site).map((l) => `    ${l.startsWith('>') ? cyan(l) : dim(l)}`));
+    }
+    lines.push(dim(`  bound: ${context.bound}`), dim(`  ran:   ${context.ran}`), dim(`  in:    ${context.scope}`));
     this.write(lines.join('\n') + '\n');
   }
 

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConsoleWarnings, maskSecrets } from '../../exporters/console';
+import { colourOn, ConsoleWarnings, maskSecrets } from '../../exporters/console';
 import { internSite } from '../../src/callsite';
 
 describe('code frames of warnings', () => {
@@ -35,6 +35,21 @@ describe('code frames of warnings', () => {
     const withoutFrames: string[] = [];
     new ConsoleWarnings((text) => withoutFrames.push(text), false).warn(hazard, context);
     expect(withoutFrames[0]).not.toContain('| ');
+    expect(printed[0]).not.toContain('\u001b['); // not a terminal: no colour
+    const coloured: string[] = [];
+    new ConsoleWarnings((text) => coloured.push(text), true, true).warn(hazard, context);
+    expect(coloured[0]).toContain('\u001b[31mquerytrail error\u001b[39m: \u001b[1mwrite_on_replica\u001b[22m');
+    expect(coloured[0].replace(/\u001b\[\d+m/g, '')).toBe(printed[0]); // the same text
     fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  });
+
+  it('colour only a terminal, and never with NO_COLOR', () => {
+    const previous = process.env.NO_COLOR;
+    delete process.env.NO_COLOR;
+    expect([colourOn({ isTTY: true }), colourOn({ isTTY: false }), colourOn({})]).toEqual([true, false, false]);
+    process.env.NO_COLOR = '1';
+    expect(colourOn({ isTTY: true })).toBe(false);
+    if (previous === undefined) delete process.env.NO_COLOR;
+    else process.env.NO_COLOR = previous;
   });
 });
