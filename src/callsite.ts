@@ -104,7 +104,7 @@ export function isApplicationFile(file: string): boolean {
   return !OWN_DIRS.some((dir) => file.startsWith(dir));
 }
 
-const FORMATTED_POSITION = /\(?((?:[A-Za-z]:)?[^():]+):(\d+):(\d+)\)?\s*$/;
+const FORMATTED_POSITION = /\(?((?:file:\/\/)?(?:[A-Za-z]:)?[^():]+):(\d+):(\d+)\)?\s*$/;
 
 /**
  * A stack formatter installed by someone else maps positions of code it transformed: jest's
@@ -114,16 +114,17 @@ const FORMATTED_POSITION = /\(?((?:[A-Za-z]:)?[^():]+):(\d+):(\d+)\)?\s*$/;
 function positionByStackFormatter(frame: NodeJS.CallSite): { file: string; line: number; column: number } | undefined {
   const format = Error.prepareStackTrace;
   if (format === undefined) return undefined;
-  const formatted = guarded('stack formatter', () => format(new Error(), [frame]));
-  if (typeof formatted !== 'string') return undefined;
-  const match = FORMATTED_POSITION.exec(formatted.slice(formatted.lastIndexOf('\n') + 1));
-  if (match === null) return undefined;
-  const file = match[1].replace(/^\s*at\s+(?:async\s+)?/, '');
-  return {
-    file: file.startsWith('file://') ? fileURLToPath(file) : file,
-    line: Number(match[2]),
-    column: Number(match[3]),
-  };
+  return guarded('stack formatter', () => {
+    const formatted: unknown = format(new Error(), [frame]);
+    if (typeof formatted !== 'string') return undefined;
+    const match = FORMATTED_POSITION.exec(formatted.slice(formatted.lastIndexOf('\n') + 1));
+    if (match === null) return undefined;
+    const written = match[1].replace(/^\s*at\s+(?:async\s+)?/, '');
+    const file = written.startsWith('file://') ? fileURLToPath(written) : written;
+    // a formatter that names something else than application code is not one to trust here
+    if (!isApplicationFile(file)) return undefined;
+    return { file, line: Number(match[2]), column: Number(match[3]) };
+  });
 }
 
 function firstApplicationFrame(frames: NodeJS.CallSite[]): CallSite | undefined {

@@ -21,7 +21,7 @@ import {
 } from './attributes';
 import { resolveSite, SiteRef } from './callsite';
 import type { CapturePolicy } from './config';
-import type { DatabaseRef, ServerFacts } from './database';
+import type { DatabaseRef, DbRole, ServerFacts } from './database';
 import { completionSite } from './execution-site';
 import { internalErrorOccurred } from './guard';
 import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
@@ -79,8 +79,14 @@ export interface TrackedQuery {
   readonly phase: Phase;
   readonly memo: AttributeMemo;
   readonly startedAt: number;
-  /** The server's role was unknown at start (pre-14 PostgreSQL, probe pending): hazards are judged at finish. */
+  /**
+   * Hazards are judged at finish: the server's role was unknown at start (pre-14 PostgreSQL, probe pending),
+   * or a write goes to a connection last seen as a replica, which a promotion may have made a primary (the
+   * server says so with this query's response); in strict mode the driver confirms the role first instead.
+   */
   hazardsPending: boolean;
+  /** The role the connection had when the query started. */
+  readonly roleAtStart: DbRole | undefined;
   /** A read in a request or job: its place in the scope's ledger. */
   read: ReadFacts | undefined;
   finished: boolean;
@@ -156,7 +162,10 @@ export class QueryTracker {
       phase,
       memo,
       startedAt: performance.now(),
-      hazardsPending: start.server.role === undefined,
+      hazardsPending:
+        start.server.role === undefined ||
+        (start.server.role === 'replica' && start.statement.isWrite && !this.hazards.strictAny),
+      roleAtStart: start.server.role,
       read: undefined,
       finished: false,
     };
@@ -214,12 +223,12 @@ export class QueryTracker {
     const { span, start } = query;
     // try/catch rather than guarded(): no closure allocated per query on the hot path
     try {
-      // The role arrived after the query started (first query on a connection to a pre-14 server).
-      const lateRole = query.hazardsPending ? start.server.role : undefined;
-      if (lateRole !== undefined) {
-        span.setAttribute(ATTR.RAN_ROLE, lateRole);
-        this.judge(query);
-      }
+      // The role arrived or changed while the query ran: the first query on a connection to a pre-14
+      // server, or the first one after a promotion (in_hot_standby comes back with its response).
+      const role = start.server.role;
+      const roleChanged = role !== query.roleAtStart && role !== undefined;
+      if (roleChanged) span.setAttribute(ATTR.RAN_ROLE, role);
+      if (query.hazardsPending && role !== undefined) this.judge(query);
       let type: string | undefined;
       if (error !== undefined) {
         type = errorType ?? (error instanceof Error ? error.name : 'Error');
@@ -235,10 +244,10 @@ export class QueryTracker {
         this.recordWrite(start, start.scope);
       }
       let metric = query.memo.metric;
-      if (type !== undefined || lateRole !== undefined) {
+      if (type !== undefined || roleChanged) {
         metric = { ...metric };
         if (type !== undefined) metric[ATTR.ERROR_TYPE] = type;
-        if (lateRole !== undefined) metric[ATTR.RAN_ROLE] = lateRole;
+        if (roleChanged) metric[ATTR.RAN_ROLE] = role;
       }
       const ms = performance.now() - query.startedAt;
       if (start.scope !== undefined) start.scope.queryMs += ms;

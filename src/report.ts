@@ -96,6 +96,11 @@ export class HazardPipeline {
     });
   }
 
+  /** Some hazard makes its query fail instead of running (strict mode). */
+  get strictAny(): boolean {
+    return this.strict.size > 0;
+  }
+
   /** Every hazard reported from now on is also given to `observer` (querytrail/testing). */
   observe(observer: HazardObserver): void {
     this.observers.push(observer);

@@ -10,7 +10,7 @@ import { currentExecution } from '../../src/seam';
 import { analyzeStatement, StatementInfo } from '../../src/statement';
 import type { LibraryProfile } from '../../src/trail';
 import { QuerytrailInstrumentation } from '../querytrail-instrumentation';
-import { serverFactsOf, watchServerRole } from './server-role';
+import { confirmServerRole, serverFactsOf, watchServerRole } from './server-role';
 import type { PgCallback, PgClient, PgInstrumentationConfig, PgSubmittable } from './types';
 
 /** A pool.query in flight: the site and statement were taken in the app's call, before the pool's async hop. */
@@ -23,6 +23,8 @@ interface PoolQuery {
   settlesOnPromise: boolean;
 }
 const POOL_QUERY = createContextKey('querytrail.pg.pool-query');
+/** Set on a client while a query whose role was just confirmed goes through again. */
+const ROLE_CONFIRMED = Symbol('querytrail.pg.role-confirmed');
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
 function sqlState(err: unknown): string | undefined {
@@ -124,6 +126,9 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const instrumentation = this;
     return function clientQuery(this: PgClient, ...args: unknown[]) {
       const [config, values, callback] = args;
+      if (guarded('pg role check', () => instrumentation.mayBePromoted(this, config))) {
+        return instrumentation.afterRoleConfirmed(this, args, original, clientQuery);
+      }
       let started: ReturnType<PgInstrumentation['startQuery']>;
       try {
         started = instrumentation.startQuery(this, config, values, clientQuery);
@@ -187,6 +192,50 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
         },
       );
     };
+  }
+
+  /**
+   * Strict mode refuses writes to a replica before they are sent, so a connection idle since its server was
+   * promoted (it still looks like a replica: the server says otherwise only in its next response) would have
+   * every write refused for good. Such a write waits for one round trip asking the server's role.
+   */
+  private mayBePromoted(client: PgClient, config: unknown): boolean {
+    const runtime = getRuntime();
+    if (!runtime.hazards.strictAny || client[ROLE_CONFIRMED]) return false;
+    if (serverFactsOf(client, runtime.databases).role !== 'replica') return false;
+    const text = textOf(config);
+    return text !== undefined && analyzeStatement(text, 'postgresql').isWrite;
+  }
+
+  /** Asks the server its role, then runs the app's call as it was made, in its context; returns what pg would. */
+  private afterRoleConfirmed(client: PgClient, args: unknown[], original: QueryFn, patched: QueryFn): unknown {
+    const [config, values, callback] = args;
+    const ctx = context.active();
+    const probe = (sql: string, cb: (err: unknown, res?: any) => void) => original.call(client, sql, cb);
+    const facts = serverFactsOf(client, getRuntime().databases);
+    const again = () => {
+      client[ROLE_CONFIRMED] = true;
+      try {
+        return context.with(ctx, () => patched.apply(client, args as never));
+      } finally {
+        client[ROLE_CONFIRMED] = false;
+      }
+    };
+    const submittable = typeof (config as PgSubmittable | null)?.submit === 'function';
+    if (submittable || typeof values === 'function' || typeof callback === 'function') {
+      confirmServerRole(facts, probe, again);
+      return submittable ? config : undefined;
+    }
+    const PromiseType = client._Promise ?? Promise;
+    return new PromiseType((resolve, reject) =>
+      confirmServerRole(facts, probe, () => {
+        try {
+          Promise.resolve(again()).then(resolve, reject);
+        } catch (err) {
+          reject(err);
+        }
+      }),
+    );
   }
 
   /** Everything the tracker needs, read here once: context, scope, the ORM's trail, the execution site. */

@@ -24,7 +24,7 @@ export function serverFactsOf(client: PgClient, databases: DatabaseRegistry): Se
 export function watchServerRole(
   client: PgClient,
   databases: DatabaseRegistry,
-  probe: (sql: string, cb: (err: unknown, res?: { rows?: { in_recovery?: boolean }[] }) => void) => void,
+  probe: (sql: string, cb: ProbeCallback) => void,
 ): void {
   const connection = client.connection;
   if (connection === undefined) return;
@@ -37,12 +37,28 @@ export function watchServerRole(
   });
   connection.once('readyForQuery', () => {
     if (facts.role !== undefined) return;
-    guarded('pg role probe', () =>
-      probe('SELECT pg_is_in_recovery() AS in_recovery', (err, res) => {
-        const inRecovery = res?.rows?.[0]?.in_recovery;
-        if (!err && typeof inRecovery === 'boolean')
-          facts.setRole(inRecovery ? 'replica' : 'primary', `pg_is_in_recovery()=${inRecovery}`);
-      }),
-    );
+    guarded('pg role probe', () => confirmServerRole(facts, probe, () => {}));
+  });
+}
+
+const ROLE_PROBE = 'SELECT pg_is_in_recovery() AS in_recovery';
+type ProbeCallback = (err: unknown, res?: { rows?: { in_recovery?: boolean }[] }) => void;
+
+/**
+ * Asks the server for its role now (one round trip, on the connection's own queue), then calls `then`. A
+ * promoted standby says `in_hot_standby=off` only with its next response: a connection idle since the
+ * promotion still looks like a replica, and strict mode would refuse its writes for good without asking.
+ */
+export function confirmServerRole(
+  facts: ServerFacts,
+  probe: (sql: string, cb: ProbeCallback) => void,
+  then: () => void,
+): void {
+  probe(ROLE_PROBE, (err, res) => {
+    const inRecovery = res?.rows?.[0]?.in_recovery;
+    if (!err && typeof inRecovery === 'boolean') {
+      guarded('pg role', () => facts.setRole(inRecovery ? 'replica' : 'primary', `pg_is_in_recovery()=${inRecovery}`));
+    }
+    then();
   });
 }
