@@ -106,8 +106,15 @@ export abstract class QuerytrailInstrumentation<
     return new InstrumentationNodeModuleFile(name, versions, ...this.patchAndUnpatch(patch));
   }
 
+  /**
+   * A library whose internals changed (a class gone, a getter that throws, a frozen prototype) must still
+   * load: a patch that fails is counted and left out, and the module is returned as it was.
+   */
   private patchAndUnpatch(patch: Patch): [(exports: ClassExports) => ClassExports, (exports?: ClassExports) => void] {
-    return [(exports) => patch(exports) ?? exports, (exports) => this.unpatchAll(exports)];
+    return [
+      (exports) => guarded(`patching ${this.library.name}`, () => patch(exports)) ?? exports,
+      (exports) => guarded(`unpatching ${this.library.name}`, () => this.unpatchAll(exports)),
+    ];
   }
 
   /**
@@ -139,7 +146,7 @@ export abstract class QuerytrailInstrumentation<
     wrapper: (original: Method) => Method,
   ): void {
     const proto = target?.prototype;
-    if (proto === undefined || !Object.prototype.hasOwnProperty.call(proto, name)) return;
+    if (proto === undefined || proto === null || !isOwnMethod(proto, name)) return;
     if (isWrapped(proto[name])) this._unwrap(proto, name);
     this._wrap(proto, name, wrapper);
   }
@@ -147,7 +154,7 @@ export abstract class QuerytrailInstrumentation<
   /** Wraps an own static method of a class (inherited by the app's subclasses, e.g. sequelize models). */
   protected wrapStatic(target: unknown, name: string, wrapper: (original: Method) => Method): void {
     const holder = target as Proto | undefined;
-    if (typeof holder !== 'function' || !Object.prototype.hasOwnProperty.call(holder, name)) return;
+    if (typeof holder !== 'function' || !isOwnMethod(holder, name)) return;
     if (isWrapped(holder[name])) this._unwrap(holder, name);
     this._wrap(holder as Record<string, Method>, name, wrapper as never);
   }
@@ -176,6 +183,12 @@ export abstract class QuerytrailInstrumentation<
     replaced[REPLACED] = original;
     (exports as Record<string, unknown>)[name] = replaced;
   }
+}
+
+/** An own data property holding a function: a getter is not called, a value of another kind is not wrapped. */
+function isOwnMethod(holder: object, name: string): boolean {
+  const descriptor = Object.getOwnPropertyDescriptor(holder, name);
+  return descriptor !== undefined && typeof descriptor.value === 'function';
 }
 
 /** A module's exports, getters included (bundlers export through getters). */

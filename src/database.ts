@@ -44,6 +44,8 @@ export class ServerFacts {
   private attributes: Attributes | undefined;
   /** How the role was learned, for messages: e.g. `in_hot_standby=on`. */
   roleEvidence: string | undefined;
+  /** Waiting for the answer to a question about the role (a server that does not report it). */
+  private waiting: (() => void)[] | undefined;
 
   constructor(readonly ref: DatabaseRef) {}
 
@@ -51,10 +53,41 @@ export class ServerFacts {
     return this.roleValue;
   }
 
+  /** The role was asked and the answer is on its way: `whenRoleKnown` then waits for it. */
+  get roleAsked(): boolean {
+    return this.waiting !== undefined;
+  }
+
   setRole(role: DbRole, evidence: string): void {
     if (role !== this.roleValue) this.attributes = undefined;
     this.roleValue = role;
     this.roleEvidence = evidence;
+    this.answered();
+  }
+
+  roleAsking(): void {
+    this.waiting ??= [];
+  }
+
+  /** The question about the role was answered, or could not be: whoever waits goes on. */
+  answered(): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    for (const resume of waiting ?? []) resume();
+  }
+
+  /** Runs `resume` once the asked role is known, or after `timeoutMs` without an answer. */
+  whenRoleKnown(resume: () => void, timeoutMs: number): void {
+    let done = false;
+    const once = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resume();
+    };
+    const timer = setTimeout(once, timeoutMs);
+    timer.unref();
+    (this.waiting ??= []).push(once);
   }
 
   /** Shared by every connection to the same database in the same role, so callers can memoize on it. */

@@ -33,6 +33,9 @@ import type { SiteCapture } from './site-capture';
 import type { StatementInfo } from './statement';
 import { LibraryProfile, lineageRoot, Trail } from './trail';
 
+/** How long a finished query's span waits for the answer to a question about its server's role. */
+const ROLE_ANSWER_WAIT_MS = 2000;
+
 /** Everything the tracker needs to know about one query, given by the driver instrumentation. */
 export interface QueryStart {
   /** The driver's instrumentation: its spans carry its instrumentation scope. */
@@ -221,15 +224,10 @@ export class QueryTracker {
     if (query.finished) return;
     query.finished = true;
     const { span, start } = query;
+    const ms = performance.now() - query.startedAt;
+    let type: string | undefined;
     // try/catch rather than guarded(): no closure allocated per query on the hot path
     try {
-      // The role arrived or changed while the query ran: the first query on a connection to a pre-14
-      // server, or the first one after a promotion (in_hot_standby comes back with its response).
-      const role = start.server.role;
-      const roleChanged = role !== query.roleAtStart && role !== undefined;
-      if (roleChanged) span.setAttribute(ATTR.RAN_ROLE, role);
-      if (query.hazardsPending && role !== undefined) this.judge(query);
-      let type: string | undefined;
       if (error !== undefined) {
         type = errorType ?? (error instanceof Error ? error.name : 'Error');
         span.setAttribute(ATTR.ERROR_TYPE, type);
@@ -239,28 +237,52 @@ export class QueryTracker {
           message: statusMessage(error, errorType, start.recordParameters),
         });
       }
+      // in the driver's completion handler: the awaiting line is on the stack now, not later
       if (span.isRecording()) this.recordSites(query, completion);
       if (error === undefined && start.statement.isWrite && start.scope !== undefined) {
         this.recordWrite(start, start.scope);
       }
+      if (start.scope !== undefined) start.scope.queryMs += ms;
+      if (query.read !== undefined) {
+        query.read.group.finishedRuns++;
+        query.read.group.finishedMs += ms;
+      }
+      if (query.hazardsPending && start.server.role === undefined && start.server.roleAsked) {
+        // the server was just asked its role: the span waits for the answer (ending at its own time)
+        const endTime = performance.timeOrigin + performance.now();
+        start.server.whenRoleKnown(() => this.conclude(query, type, ms, endTime), ROLE_ANSWER_WAIT_MS);
+        return;
+      }
+    } catch (err) {
+      internalErrorOccurred('query finish', err);
+    }
+    this.conclude(query, type, ms);
+  }
+
+  /**
+   * What needs the server's role: hazards judged late, `querytrail.ran.role` when the role arrived or
+   * changed while the query ran (the first query on a connection to a pre-14 server, or the first after a
+   * promotion: in_hot_standby comes back with its response), the duration histogram; then the span ends.
+   */
+  private conclude(query: TrackedQuery, type: string | undefined, ms: number, endTime?: number): void {
+    const { span, start } = query;
+    try {
+      const role = start.server.role;
+      const roleChanged = role !== query.roleAtStart && role !== undefined;
+      if (roleChanged) span.setAttribute(ATTR.RAN_ROLE, role);
+      if (query.hazardsPending && role !== undefined) this.judge(query);
       let metric = query.memo.metric;
       if (type !== undefined || roleChanged) {
         metric = { ...metric };
         if (type !== undefined) metric[ATTR.ERROR_TYPE] = type;
         if (roleChanged) metric[ATTR.RAN_ROLE] = role;
       }
-      const ms = performance.now() - query.startedAt;
-      if (start.scope !== undefined) start.scope.queryMs += ms;
-      if (query.read !== undefined) {
-        query.read.group.finishedRuns++;
-        query.read.group.finishedMs += ms;
-      }
       this.histogram?.record(ms / 1000, metric);
     } catch (err) {
       internalErrorOccurred('query finish', err);
     }
     try {
-      span.end();
+      span.end(endTime);
     } catch (err) {
       // a span processor that throws (an exporter's fault) must not reach the app's query
       internalErrorOccurred('span end', err);

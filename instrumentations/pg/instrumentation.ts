@@ -10,7 +10,7 @@ import { currentExecution } from '../../src/seam';
 import { analyzeStatement, StatementInfo } from '../../src/statement';
 import type { LibraryProfile } from '../../src/trail';
 import { QuerytrailInstrumentation } from '../querytrail-instrumentation';
-import { confirmServerRole, serverFactsOf, watchServerRole } from './server-role';
+import { confirmServerRole, isRoleAsker, RawQuery, serverFactsOf, watchServerRole } from './server-role';
 import type { PgCallback, PgClient, PgInstrumentationConfig, PgSubmittable } from './types';
 
 /** A pool.query in flight: the site and statement were taken in the app's call, before the pool's async hop. */
@@ -138,7 +138,9 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
       if (started === undefined) return original.apply(this, args as never);
       const { query, rejection } = started;
       const tracker = getRuntime().tracker;
-      const cb = (typeof values === 'function' ? values : callback) as PgCallback | undefined;
+      // only a function is a callback: pg itself throws for anything else, and so must the call here
+      const cb = (typeof values === 'function' ? values : typeof callback === 'function' ? callback : undefined) as
+        PgCallback | undefined;
       const submittable =
         config !== null && typeof (config as PgSubmittable).submit === 'function'
           ? (config as PgSubmittable)
@@ -277,8 +279,8 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const instrumentation = this;
     return function clientConnect(this: PgClient, callback?: PgCallback) {
       const runtime = getRuntime();
-      guarded('pg connect', () => watchServerRole(this, runtime.databases, (sql, cb) => query.call(this, sql, cb)));
-      if (!instrumentation.getConfig().connectSpans) return original.call(this, callback);
+      guarded('pg connect', () => watchServerRole(this, runtime.databases, query as RawQuery));
+      if (!instrumentation.getConfig().connectSpans || isRoleAsker(this)) return original.call(this, callback);
       const facts = serverFactsOf(this, runtime.databases);
       const span = instrumentation.tracer.startSpan('connect', {
         kind: SpanKind.CLIENT,

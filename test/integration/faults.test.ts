@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AGENT, runFixture, topology } from '../support/run-fixture';
+import { AGENT, FIXTURES, ROOT, runFixture, topology } from '../support/run-fixture';
 
 describe('an export file that cannot be written', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qt-faults-'));
@@ -134,5 +134,55 @@ describe('a collector that is down', () => {
     });
     expect(sigterm.run.signal).toBe('SIGTERM');
     expect(sigterm.ms).toBeLessThan(6000);
+  });
+});
+
+describe('exporters and span processors that throw', () => {
+  it('leave the app exactly as it is without querytrail', async () => {
+    const env = { QT_PRIMARY: topology().primary };
+    const bare = await runFixture('throwing-exporters.js', {
+      env: { ...env, QT_WITHOUT_QUERYTRAIL: '1' },
+      nodeArgs: [],
+    });
+    const traced = await runFixture('throwing-exporters.js', { env, nodeArgs: [] });
+    expect(bare.stdout).toBe('[{"name":"alpha"}]\n[{"id":1},{"id":2},{"id":3}]\nrejected 42P01\n');
+    expect([traced.code, traced.stdout]).toEqual([bare.code, bare.stdout]);
+  });
+});
+
+describe('a library whose internals changed (a knex whose patched files hold other shapes)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qt-changed-'));
+  beforeAll(() => {
+    // the app and its own node_modules: the changed knex, and the real pg
+    const source = path.join(FIXTURES, 'changed-internals');
+    fs.cpSync(path.join(source, 'knex'), path.join(dir, 'node_modules', 'knex'), { recursive: true });
+    fs.symlinkSync(path.join(ROOT, 'node_modules', 'pg'), path.join(dir, 'node_modules', 'pg'));
+    fs.copyFileSync(path.join(source, 'app.js'), path.join(dir, 'app.js'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('still loads and runs exactly as without the agent; its pg queries are still traced', () => {
+    const exportFile = path.join(dir, 'spans.jsonl');
+    const run = (nodeArgs: string[]) =>
+      spawnSync(process.execPath, [...nodeArgs, path.join(dir, 'app.js')], {
+        env: {
+          ...process.env,
+          QT_PRIMARY: topology().primary,
+          OTEL_TRACES_EXPORTER: 'none',
+          OTEL_METRICS_EXPORTER: 'none',
+          QUERYTRAIL_EXPORT_FILE: exportFile,
+        },
+        encoding: 'utf8',
+      });
+    const bare = run([]);
+    const traced = run(['--require', AGENT]);
+    expect(bare.stdout).toBe('["beta"]\n[1,2,3]\n');
+    expect([traced.status, traced.stdout, traced.stderr]).toEqual([bare.status, bare.stdout, bare.stderr]);
+    const spans = fs
+      .readFileSync(exportFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(spans.map((s) => s.attributes['querytrail.library'])).toEqual(['pg', 'pg']);
   });
 });

@@ -90,7 +90,7 @@ describe('pg: where each query ran, by the server’s own word', () => {
 });
 
 describe('pg: servers that do not report in_hot_standby (PostgreSQL < 14, some proxies)', () => {
-  it('asks pg_is_in_recovery() once per connection, and still flags the write', async () => {
+  it("asks pg_is_in_recovery() on a connection of its own, never the app's, and still flags the write", async () => {
     const standby = new URL(topology().pair.standby);
     const proxy = new StripParameterProxy({ host: '127.0.0.1', port: Number(standby.port) }, 'in_hot_standby');
     const proxyPort = await proxy.start();
