@@ -3,7 +3,7 @@
 // active — and pools of 4 (pg.Pool, knex's own, drizzle's pg.Pool) against the server in QT_BENCH_URL.
 // There is no OTel contrib drizzle or kysely instrumentation, and prisma's own (@prisma/instrumentation) is
 // not OTel contrib: for those, "OTel contrib" is instrumentation-pg.
-const { variant, workloads, queries, warmup } = JSON.parse(process.argv[2]);
+const { variant } = JSON.parse(process.argv[2]);
 const api = require('@opentelemetry/api');
 const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
 const { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } = require('@opentelemetry/sdk-metrics');
@@ -124,32 +124,50 @@ async function drive(run, count, concurrency) {
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
+const warmed = new Set();
+
+/** One job: a workload at a concurrency, measured; warmed up the first time this worker runs it. */
+async function measure({ name, concurrency, queries, warmup }) {
+  const run = WORKLOADS[name];
+  const key = `${name}@${concurrency}`;
+  if (!warmed.has(key)) {
+    await inScope(() => drive(run, warmup, concurrency));
+    warmed.add(key);
+  }
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  await inScope(() => drive(run, queries, concurrency));
+  const wallUs = Number(process.hrtime.bigint() - t0) / 1e3 / queries;
+  const cpu = process.cpuUsage(cpu0);
+  return { wallUs, cpuUs: (cpu.user + cpu.system) / queries };
+}
+
+// A long-lived worker (bench/pg.js): jobs arrive one at a time over IPC, each answered with its numbers.
 async function main() {
   await dataSource.initialize();
-  const results = {};
-  await tracer.startActiveSpan('bench-parent', async (parent) => {
-    for (const { name, concurrency } of workloads) {
-      const run = WORKLOADS[name];
-      await inScope(() => drive(run, warmup, concurrency));
-      const cpu0 = process.cpuUsage();
-      const t0 = process.hrtime.bigint();
-      await inScope(() => drive(run, queries, concurrency));
-      const wallUs = Number(process.hrtime.bigint() - t0) / 1e3 / queries;
-      const cpu = process.cpuUsage(cpu0);
-      results[`${name}, concurrency ${concurrency}`] = { wallUs, cpuUs: (cpu.user + cpu.system) / queries };
+  const parent = tracer.startSpan('bench-parent');
+  const ctx = api.trace.setSpan(api.context.active(), parent);
+  process.on('message', (job) => {
+    if (job === 'stop') {
+      parent.end();
+      Promise.all([
+        pool.end(),
+        db.destroy(),
+        drizzlePool.end(),
+        kdb.destroy(),
+        sequelize.close(),
+        dataSource.destroy(),
+        prisma.$disconnect(),
+      ]).finally(() => process.exit(0));
+      return;
     }
-    parent.end();
+    api.context
+      .with(ctx, () => measure(job))
+      .then(
+        (result) => process.send({ result }),
+        (err) => process.send({ error: String(err?.stack ?? err) }),
+      );
   });
-  await Promise.all([
-    pool.end(),
-    db.destroy(),
-    drizzlePool.end(),
-    kdb.destroy(),
-    sequelize.close(),
-    dataSource.destroy(),
-    prisma.$disconnect(),
-  ]);
-  process.stdout.write(JSON.stringify(results));
-  process.exit(0);
+  process.send({ ready: variant });
 }
 main();

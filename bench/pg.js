@@ -1,7 +1,9 @@
 // npm run bench: bare pg and the query builders vs + querytrail vs + the OTel contrib instrumentations.
-// Each round runs every variant once, in a shuffled order, each in a fresh process; medians over rounds.
+// One long-lived worker process per variant (patches are process-wide); each round runs every workload on
+// every variant, the variants in a shuffled order, job after job (interleaved, so a noisy minute hits them
+// all). The cost ratio is computed per round, and its median and min–max over the rounds are printed.
 // QT_BENCH_WORKLOADS="kysely PK lookup,PK lookup" runs only the workloads named (all concurrencies).
-const { execFileSync } = require('node:child_process');
+const { fork } = require('node:child_process');
 const path = require('node:path');
 
 const ROUNDS = Number(process.env.QT_BENCH_ROUNDS ?? 5);
@@ -36,60 +38,95 @@ const shuffle = (xs) =>
     .sort((a, b) => a[0] - b[0])
     .map(([, x]) => x);
 
+/** The server: QT_BENCH_URL (its `items` table is created when missing), else the test topology's. */
 async function serverUrl() {
-  if (process.env.QT_BENCH_URL) return { url: process.env.QT_BENCH_URL, stop: async () => {} };
+  if (process.env.QT_BENCH_URL) {
+    const pg = require('pg');
+    const client = new pg.Client({ connectionString: process.env.QT_BENCH_URL });
+    await client.connect();
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text NOT NULL, ' +
+        "created_at timestamptz NOT NULL DEFAULT now() - interval '1 day')",
+    );
+    await client.query(
+      "INSERT INTO items (id, name) VALUES (1, 'alpha'), (2, 'beta'), (3, 'gamma') ON CONFLICT DO NOTHING",
+    );
+    await client.end();
+    return { url: process.env.QT_BENCH_URL, stop: async () => {} };
+  }
   const { startTopology } = await import('../test/support/topology.mjs');
   const { topology, stop } = await startTopology();
   return { url: topology.primary, stop, source: topology.primarySource };
 }
+
+/** A worker per variant, answering one job at a time. */
+function startWorker(variant, url) {
+  const child = fork(path.join(__dirname, 'pg-worker.js'), [JSON.stringify({ variant })], {
+    env: { ...process.env, QT_BENCH_URL: url },
+  });
+  let pending;
+  child.on('message', (message) => {
+    const resolve = pending;
+    pending = undefined;
+    if (message.error) resolve?.reject(new Error(`${variant}: ${message.error}`));
+    else resolve?.resolve(message.result ?? message.ready);
+  });
+  const next = () => new Promise((resolve, reject) => (pending = { resolve, reject }));
+  const ready = next();
+  return {
+    ready,
+    run(job) {
+      const answer = next();
+      child.send(job);
+      return answer;
+    },
+    stop: () => new Promise((resolve) => child.once('exit', resolve).send('stop')),
+  };
+}
+
+const range = (xs) => `${median(xs).toFixed(2)} [${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`;
 
 async function main() {
   const { url, stop, source } = await serverUrl();
   console.log(
     `querytrail bench: ${ROUNDS} rounds × ${QUERIES} queries per workload, pg.Pool max 4, server ${source ?? url}`,
   );
-  const samples = {};
+  const workers = Object.fromEntries(VARIANTS.map((variant) => [variant, startWorker(variant, url)]));
+  await Promise.all(Object.values(workers).map((w) => w.ready));
+  const samples = {}; // workload → variant → [{ wallUs, cpuUs }] by round
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const variant of shuffle(VARIANTS)) {
-      const out = execFileSync(
-        process.execPath,
-        [
-          path.join(__dirname, 'pg-worker.js'),
-          JSON.stringify({ variant, workloads: WORKLOADS, queries: QUERIES, warmup: WARMUP }),
-        ],
-        {
-          env: { ...process.env, QT_BENCH_URL: url },
-        },
-      );
-      for (const [workload, r] of Object.entries(JSON.parse(out))) {
-        ((samples[workload] ??= {})[variant] ??= []).push(r);
+    for (const { name, concurrency } of WORKLOADS) {
+      const workload = `${name}, concurrency ${concurrency}`;
+      for (const variant of shuffle(VARIANTS)) {
+        const result = await workers[variant].run({ name, concurrency, queries: QUERIES, warmup: WARMUP });
+        ((samples[workload] ??= {})[variant] ??= []).push(result);
       }
     }
     process.stdout.write(`round ${round}/${ROUNDS} done\n`);
   }
+  await Promise.all(Object.values(workers).map((w) => w.stop()));
   await stop();
   for (const [workload, byVariant] of Object.entries(samples)) {
-    const m = Object.fromEntries(
-      Object.entries(byVariant).map(([v, rs]) => [
-        v,
-        { wall: median(rs.map((r) => r.wallUs)), cpu: median(rs.map((r) => r.cpuUs)) },
-      ]),
-    );
-    const bare = m.bare;
+    const bare = byVariant.bare;
+    // per round: what each variant adds over bare in that same round
+    const added = (variant) => byVariant[variant].map((r, i) => r.cpuUs - bare[i].cpuUs);
     console.log(`\n${workload}`);
     console.log('  variant                     µs/query  ratio   CPU µs/query  added CPU µs');
     for (const v of VARIANTS) {
-      const r = m[v];
+      const wall = median(byVariant[v].map((r) => r.wallUs));
+      const cpu = median(byVariant[v].map((r) => r.cpuUs));
+      const bareWall = median(bare.map((r) => r.wallUs));
       console.log(
-        `  ${v.padEnd(26)} ${r.wall.toFixed(1).padStart(9)} ${(r.wall / bare.wall).toFixed(2).padStart(6)} ${r.cpu.toFixed(1).padStart(13)} ${(r.cpu - bare.cpu).toFixed(1).padStart(13)}`,
+        `  ${v.padEnd(26)} ${wall.toFixed(1).padStart(9)} ${(wall / bareWall).toFixed(2).padStart(6)} ${cpu.toFixed(1).padStart(13)} ${median(added(v)).toFixed(1).padStart(13)}`,
       );
     }
-    const qt = m.querytrail.cpu - bare.cpu;
-    const otel = m['OTel contrib'].cpu - bare.cpu;
-    console.log(`  querytrail adds ${(qt / otel).toFixed(2)}× the CPU the OTel contrib instrumentation adds`);
-    if (m['querytrail (baseline)']) {
-      const baseline = m['querytrail (baseline)'].cpu - bare.cpu;
-      console.log(`  querytrail adds ${(qt / baseline).toFixed(2)}× the CPU its baseline adds`);
+    const ratio = (variant, against) => added(variant).map((a, i) => a / added(against)[i]);
+    console.log(
+      `  querytrail / OTel contrib, added CPU per round: median [min–max] ${range(ratio('querytrail', 'OTel contrib'))}`,
+    );
+    console.log(`  lean / OTel contrib: ${range(ratio('querytrail (lean)', 'OTel contrib'))}`);
+    if (byVariant['querytrail (baseline)']) {
+      console.log(`  querytrail / its baseline: ${range(ratio('querytrail', 'querytrail (baseline)'))}`);
     }
   }
 }

@@ -65,9 +65,11 @@ export class ConsoleSpanProcessor implements SpanProcessor {
   onEnd(span: ReadableSpan): void {
     if (!span.instrumentationScope.name.startsWith('querytrail')) return;
     const a = span.attributes;
-    const built = a[ATTR.CONSTRUCTION_FILE]
-      ? ` built at ${a[ATTR.CONSTRUCTION_FILE]}:${a[ATTR.CONSTRUCTION_LINE]} (${a[ATTR.CONSTRUCTION_PHASE]})`
-      : '';
+    // a query built where it ran (raw driver calls, eager ORM calls) has no construction site but code.*
+    const [file, line] = a[ATTR.CONSTRUCTION_FILE]
+      ? [a[ATTR.CONSTRUCTION_FILE], a[ATTR.CONSTRUCTION_LINE]]
+      : [a[ATTR.CODE_FILE_PATH], a[ATTR.CODE_LINE_NUMBER]];
+    const built = file ? ` built at ${file}:${line} (${a[ATTR.CONSTRUCTION_PHASE]})` : '';
     const hazards = span.events.filter((e) => e.name === HAZARD_EVENT).map((e) => e.attributes?.[HAZARD.CODE]);
     const ms = span.duration[0] * 1e3 + span.duration[1] / 1e6;
     this.write(

@@ -18,8 +18,6 @@ export interface CallSite {
   readonly codeAttributes: Attributes;
   /** `querytrail.construction.*` attributes, precomputed. */
   readonly constructionAttributes: Attributes;
-  /** Both, for raw driver calls, where the query is built where it runs. */
-  readonly rawCallAttributes: Attributes;
   /** `querytrail.origin.*` site attributes, for the first object of a derivation chain. */
   readonly originAttributes: Attributes;
 }
@@ -163,7 +161,6 @@ function makeSite(file: string, line: number, column: number, fn: string | undef
   const codeAttributes: Attributes = siteAttributes(CODE_KEYS, file, line, column, fn);
   const constructionAttributes: Attributes = siteAttributes(CONSTRUCTION_KEYS, file, line, column, fn);
   const originAttributes: Attributes = siteAttributes(ORIGIN_KEYS, file, line, column, fn);
-  const rawCallAttributes = { ...codeAttributes, ...constructionAttributes };
   return Object.freeze({
     file,
     line,
@@ -171,7 +168,6 @@ function makeSite(file: string, line: number, column: number, fn: string | undef
     function: fn,
     codeAttributes,
     constructionAttributes,
-    rawCallAttributes,
     originAttributes,
   });
 }

@@ -28,8 +28,13 @@ export interface DatabaseRef {
   readonly alias: string;
   /** The role the user declared for this alias, if any. */
   readonly declaredRole?: DbRole;
-  /** `querytrail.bound.*` attributes, precomputed. */
+  /** `querytrail.bound.alias` and the declared `.role`, precomputed. */
   readonly boundAttributes: Attributes;
+  /**
+   * `querytrail.bound.address`, `.port`, `.namespace`: sent only when the binding is not where the query ran
+   * (where it ran is the semantic-convention `server.*` and `db.namespace`).
+   */
+  readonly boundLocationAttributes: Attributes;
   /** `db.system.name`, `db.namespace`, `server.*` attributes, precomputed. */
   readonly serverAttributes: Attributes;
 }
@@ -156,10 +161,11 @@ export class DatabaseRegistry {
     const declared = this.match(system, address, port, namespace);
     const alias = declared?.alias ?? `${address ?? 'localhost'}:${port ?? DEFAULT_PORTS[system]}/${namespace ?? ''}`;
     const boundAttributes: Attributes = { [ATTR.BOUND_ALIAS]: alias };
-    if (address !== undefined) boundAttributes[ATTR.BOUND_ADDRESS] = address;
-    if (port !== undefined) boundAttributes[ATTR.BOUND_PORT] = port;
-    if (namespace !== undefined) boundAttributes[ATTR.BOUND_NAMESPACE] = namespace;
     if (declared?.role) boundAttributes[ATTR.BOUND_ROLE] = declared.role;
+    const boundLocationAttributes: Attributes = {};
+    if (address !== undefined) boundLocationAttributes[ATTR.BOUND_ADDRESS] = address;
+    if (port !== undefined) boundLocationAttributes[ATTR.BOUND_PORT] = port;
+    if (namespace !== undefined) boundLocationAttributes[ATTR.BOUND_NAMESPACE] = namespace;
     const serverAttributes: Attributes = { [ATTR.DB_SYSTEM_NAME]: system };
     if (namespace !== undefined) serverAttributes[ATTR.DB_NAMESPACE] = namespace;
     if (address !== undefined) serverAttributes[ATTR.SERVER_ADDRESS] = address;
@@ -172,6 +178,7 @@ export class DatabaseRegistry {
       alias,
       declaredRole: declared?.role,
       boundAttributes,
+      boundLocationAttributes,
       serverAttributes,
     });
   }
@@ -246,11 +253,9 @@ function redactUrl(text: string): string {
   return text.replace(/\/\/[^@/]*@/, '//');
 }
 
+/** Where it ran is `server.address`, `server.port` and `db.namespace` already: only the alias and the role. */
 function ranAttributes(ref: DatabaseRef, role: DbRole | undefined): Attributes {
   const attributes: Attributes = { [ATTR.RAN_ALIAS]: ref.alias };
-  if (ref.address !== undefined) attributes[ATTR.RAN_ADDRESS] = ref.address;
-  if (ref.port !== undefined) attributes[ATTR.RAN_PORT] = ref.port;
-  if (ref.namespace !== undefined) attributes[ATTR.RAN_NAMESPACE] = ref.namespace;
   if (role) attributes[ATTR.RAN_ROLE] = role;
   return attributes;
 }

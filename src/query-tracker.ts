@@ -203,6 +203,7 @@ export class QueryTracker {
     }
     const creation: Attributes = Object.assign({}, start.server.ref.serverAttributes, start.statement.attributes);
     const provenance: Attributes = Object.assign({}, ran, bound.boundAttributes);
+    if (bound !== start.server.ref) Object.assign(provenance, bound.boundLocationAttributes);
     provenance[ATTR.LIBRARY] = library.name;
     provenance[ATTR.EXECUTION_PHASE] = phase;
     provenance[ATTR.CONSTRUCTION_PHASE] = constructionPhase;
@@ -338,9 +339,9 @@ export class QueryTracker {
   }
 
   /**
-   * `code.*` (the execution site) on every recorded span. Raw driver calls are built where they run:
-   * their construction is the same site. A query object's construction site, and for a derived one the
-   * origin of its derivation chain, come from its trail.
+   * `code.*` (the execution site) on every recorded span. Raw driver calls are built where they run: their
+   * construction is `code.*`, not said twice. A query object's construction site, when it is another, and
+   * for a derived one the origin of its derivation chain, come from its trail.
    */
   private recordSites(query: TrackedQuery, completion: Function | undefined): void {
     const { span, start } = query;
@@ -350,13 +351,10 @@ export class QueryTracker {
       site = completionSite(completion, start.capture);
     }
     this.sites.learn(statement.text, start.site, site);
-    if (trail === undefined) {
-      if (site) span.setAttributes(site.rawCallAttributes);
-      return;
-    }
     if (site) span.setAttributes(site.codeAttributes);
+    if (trail === undefined) return;
     const construction = this.sites.siteForSpan(`${trail.library.name}\u0000${statement.text}`, trail.site);
-    if (construction) span.setAttributes(construction.constructionAttributes);
+    if (construction !== undefined && construction !== site) span.setAttributes(construction.constructionAttributes);
     if (trail.parent === undefined) return;
     const origin = lineageRoot(trail);
     const originSite = resolveSite(origin.site);

@@ -21,7 +21,7 @@ function runProject(runner: 'jest' | 'vitest', args: string[]): Promise<TestOutc
   const report = path.join(dir, 'report.json');
   const cwd = path.join(PROJECTS, runner);
   const bin = path.join(ROOT, 'node_modules', '.bin', runner);
-  const env = { ...process.env, QT_PRIMARY: topology().primary, NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, QT_PRIMARY: topology().primary, NO_COLOR: '1' };
   delete env.JEST_WORKER_ID;
   return new Promise((resolve, reject) => {
     execFile(bin, [...args, '--outputFile', report], { cwd, env, timeout: 90_000 }, (error, stdout, stderr) => {

@@ -25,8 +25,7 @@ describe('knex: the seed scenario', () => {
       'querytrail.construction.line': line('seed'),
       'querytrail.construction.phase': 'request',
       'querytrail.execution.phase': 'request',
-      'querytrail.bound.namespace': 'qt_app',
-      'querytrail.ran.namespace': 'qt_app',
+      'db.namespace': 'qt_app', // bound where it ran: the binding's location is not repeated
       'querytrail.parts.namespaces': ['qt_app', 'qt_analytics'],
     });
     // knex sends it after its own awaits: the line that awaited the builder, from V8's async frames
@@ -86,7 +85,7 @@ describe('knex: the seed scenario', () => {
     );
     // run alone, the raw built for qt_analytics now runs on qt_app, and the span shows both
     expect(alone.attributes['querytrail.bound.namespace']).toBe('qt_analytics');
-    expect(alone.attributes['querytrail.ran.namespace']).toBe('qt_app');
+    expect(alone.attributes['db.namespace']).toBe('qt_app');
   });
 
   it('flags a query object cached across requests', async () => {
@@ -138,7 +137,7 @@ describe('knex: the seed scenario', () => {
       'querytrail.construction.line': line('stream'),
       'code.line.number': line('stream'),
       'querytrail.origin.line': line('published'),
-      'querytrail.bound.namespace': 'qt_app',
+      'db.namespace': 'qt_app', // bound where it ran: the binding's location is not repeated
     });
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
     expect(event(span, 'init_query_in_request')['querytrail.hazard.line']).toBe(line('published'));

@@ -30,7 +30,7 @@ describe('kysely: the seed scenario', () => {
       'querytrail.construction.line': line('published'),
       'querytrail.construction.phase': 'init',
       'querytrail.execution.phase': 'request',
-      'querytrail.bound.namespace': 'qt_app',
+      'db.namespace': 'qt_app', // bound where it ran: the binding's location is not repeated
       'querytrail.parts.namespaces': ['qt_app', 'qt_analytics'],
       'code.file.path': FIXTURE, // the line that awaited .execute(), from V8's async frames
       'code.line.number': line('seed'),
@@ -126,8 +126,8 @@ describe('kysely-replication: routed at execution', () => {
     const [routed] = spansInRoute(run.spans, 'GET /routed');
     // bound to the instance's primary dialect; kysely-replication sent the select to the standby
     expect(routed.attributes).toMatchObject({
-      'querytrail.bound.port': primaryPort,
-      'querytrail.ran.port': standbyPort,
+      'querytrail.bound.port': primaryPort, // bound elsewhere than it ran: said
+      'server.port': standbyPort,
       'querytrail.ran.role': 'replica',
       'querytrail.construction.line': line('routed'),
     });
@@ -154,7 +154,7 @@ describe('kysely: a CommonJS app', () => {
         'querytrail.construction.file': cjs,
         'querytrail.construction.line': lineOf(cjs, 'query'),
         'code.line.number': lineOf(cjs, 'query'),
-        'querytrail.bound.namespace': 'qt_app',
+        'db.namespace': 'qt_app', // bound where it ran: the binding's location is not repeated
       });
       expect(hazardsOf(run.spans[0])).toEqual(['cross_database_query']);
     });

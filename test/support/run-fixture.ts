@@ -106,6 +106,21 @@ export function runFixture(fixture: string, options: FixtureOptions = {}): Promi
   });
 }
 
+/**
+ * A span's attributes with its construction site filled in from `code.*` where it is not sent (the compact
+ * contract: a query built where it ran says its site once, in `code.*`).
+ */
+export function implied(span: ExportedSpan): Record<string, unknown> {
+  const a = span.attributes;
+  if (a['querytrail.construction.file'] !== undefined || a['code.file.path'] === undefined) return a;
+  return {
+    ...a,
+    'querytrail.construction.file': a['code.file.path'],
+    'querytrail.construction.line': a['code.line.number'],
+    'querytrail.construction.column': a['code.column.number'],
+  };
+}
+
 export function spansInRoute(spans: ExportedSpan[], route: string): ExportedSpan[] {
   return spans.filter((s) => s.attributes['querytrail.route'] === route);
 }
@@ -143,8 +158,7 @@ export function expectRanOn(spans: ExportedSpan[], pool: string, port: number, r
   for (const span of spans) {
     expect(span.attributes).toMatchObject({
       'querytrail.bound.pool': pool,
-      'querytrail.bound.port': port,
-      'querytrail.ran.port': port,
+      'server.port': port,
       'querytrail.ran.role': role,
     });
   }

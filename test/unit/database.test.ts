@@ -17,12 +17,12 @@ describe('DatabaseRegistry', () => {
   it('names declared databases by alias with their declared role', () => {
     const ref = registry.ref('postgresql', '127.0.0.1', 5433, 'app');
     expect(ref).toMatchObject({ alias: 'ro', declaredRole: 'replica' });
-    expect(ref.boundAttributes).toEqual({
-      'querytrail.bound.alias': 'ro',
+    expect(ref.boundAttributes).toEqual({ 'querytrail.bound.alias': 'ro', 'querytrail.bound.role': 'replica' });
+    // sent only when the binding is not where the query ran
+    expect(ref.boundLocationAttributes).toEqual({
       'querytrail.bound.address': '127.0.0.1',
       'querytrail.bound.port': 5433,
       'querytrail.bound.namespace': 'app',
-      'querytrail.bound.role': 'replica',
     });
     expect(ref.serverAttributes).toEqual({
       'db.system.name': 'postgresql',

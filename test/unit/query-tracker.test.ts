@@ -56,7 +56,7 @@ function start(overrides: Partial<QueryStart>): QueryStart {
 afterEach(() => exporter.reset());
 
 describe('QueryTracker', () => {
-  it('ends one CLIENT span per raw query, whose construction site is where it ran', () => {
+  it('ends one CLIENT span per raw query: built where it ran, so its construction site is code.*, said once', () => {
     const t = tracker();
     const { query, rejection } = t.start(start({}));
     t.finish(query);
@@ -68,11 +68,37 @@ describe('QueryTracker', () => {
       [ATTR.DB_NAMESPACE]: 'app',
       [ATTR.LIBRARY]: 'pg',
       [ATTR.CODE_LINE_NUMBER]: 12,
-      [ATTR.CONSTRUCTION_LINE]: 12,
       [ATTR.CONSTRUCTION_PHASE]: 'init',
       [ATTR.RAN_ROLE]: 'primary',
+      [ATTR.RAN_ALIAS]: 'db1:5432/app',
+      [ATTR.BOUND_ALIAS]: 'db1:5432/app',
     });
+    // the compact contract: nothing that repeats a semantic-convention attribute
+    for (const repeated of [
+      ATTR.CONSTRUCTION_FILE,
+      ATTR.CONSTRUCTION_LINE,
+      ATTR.BOUND_ADDRESS,
+      ATTR.BOUND_PORT,
+      ATTR.BOUND_NAMESPACE,
+      'querytrail.ran.address',
+      'querytrail.ran.port',
+      'querytrail.ran.namespace',
+    ]) {
+      expect(span.attributes).not.toHaveProperty([repeated]);
+    }
     expect(span.attributes).not.toHaveProperty(`${ATTR.DB_QUERY_PARAMETER_PREFIX}0`);
+  });
+
+  it('says where a query object was bound when that is not where it ran', () => {
+    const t = tracker();
+    const trail = makeTrail({ library: 'knex', site: internSite('/app/data.js', 3, 1), binding: analytics });
+    t.finish(t.start(start({ trail })).query);
+    expect(exporter.getFinishedSpans()[0].attributes).toMatchObject({
+      [ATTR.DB_NAMESPACE]: 'app',
+      [ATTR.BOUND_NAMESPACE]: 'analytics',
+      [ATTR.BOUND_ADDRESS]: 'db1',
+      [ATTR.BOUND_PORT]: 5432,
+    });
   });
 
   it("names the ORM, where the object was built and the origin it was derived from, in the request's phase", () => {
@@ -86,7 +112,7 @@ describe('QueryTracker', () => {
     expect(span.attributes).toMatchObject({
       [ATTR.LIBRARY]: 'knex',
       [ATTR.CODE_LINE_NUMBER]: 12,
-      [ATTR.CONSTRUCTION_LINE]: 11,
+      [ATTR.CONSTRUCTION_LINE]: 11, // built elsewhere than it ran: said
       [ATTR.ORIGIN_FILE]: '/app/data.js',
       [ATTR.ORIGIN_LINE]: 3,
       [ATTR.ORIGIN_PHASE]: 'init',
