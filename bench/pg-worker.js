@@ -127,19 +127,32 @@ async function drive(run, count, concurrency) {
 const warmed = new Set();
 
 /** One job: a workload at a concurrency, measured; warmed up the first time this worker runs it. */
-async function measure({ name, concurrency, queries, warmup }) {
+async function measure({ name, concurrency, queries, warmup, profileFile }) {
   const run = WORKLOADS[name];
   const key = `${name}@${concurrency}`;
   if (!warmed.has(key)) {
     await inScope(() => drive(run, warmup, concurrency));
     warmed.add(key);
   }
+  const profiler = profileFile ? await startProfiler() : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await inScope(() => drive(run, queries, concurrency));
   const wallUs = Number(process.hrtime.bigint() - t0) / 1e3 / queries;
   const cpu = process.cpuUsage(cpu0);
+  if (profiler) require('node:fs').writeFileSync(profileFile, JSON.stringify(await profiler.stop()));
   return { wallUs, cpuUs: (cpu.user + cpu.system) / queries };
+}
+
+/** bench/profile.js: a CPU profile of the measured queries only (not of loading the libraries). */
+async function startProfiler() {
+  const session = new (require('node:inspector').Session)();
+  session.connect();
+  const post = (method) =>
+    new Promise((resolve, reject) => session.post(method, (e, r) => (e ? reject(e) : resolve(r))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return { stop: async () => (await post('Profiler.stop')).profile };
 }
 
 // A long-lived worker (bench/pg.js): jobs arrive one at a time over IPC, each answered with its numbers.

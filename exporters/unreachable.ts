@@ -1,12 +1,28 @@
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import * as path from 'node:path';
-import { diag } from '@opentelemetry/api';
+import { Counter, diag, metrics } from '@opentelemetry/api';
 import { ExportResult, ExportResultCode } from '@opentelemetry/core';
 
 /** After a failed export, the collector is given this long before it is tried again. */
 const COOL_DOWN_MS = 30_000;
 const SAY_AT_MOST_EVERY_MS = 60_000;
+/**
+ * Exports under way at once: a collector that answers slowly or never (a black hole) would otherwise have
+ * every batch of the next timeout held in memory. Past it, batches are dropped, and counted.
+ */
+const MAX_IN_FLIGHT = 2;
+/** Spans (or metric exports) dropped because the collector was down or too slow, by `signal`. */
+export const DROPPED_COUNTER = 'querytrail.telemetry.dropped';
+
+let droppedCounter: Counter | undefined;
+function countDropped(items: unknown, signal: string): void {
+  droppedCounter ??= metrics.getMeter('querytrail').createCounter(DROPPED_COUNTER, {
+    description: 'Telemetry dropped because the collector was unreachable or too slow',
+    unit: '{item}',
+  });
+  droppedCounter.add(Array.isArray(items) ? items.length : 1, { signal });
+}
 
 interface Exporter<T> {
   export(items: T, done: (result: ExportResult) => void): void;
@@ -18,19 +34,26 @@ interface Exporter<T> {
  * background with I/O that keeps no process alive (exporterIoOptions), and the exporter's shutdown — the
  * bounded flush at exit — still waits for what is in flight. After a failed export (refused, timed out,
  * black-holed, after the exporter's own retries) exports are dropped at once for a while, and one line, at
- * most once a minute, says the collector is unreachable.
+ * most once a minute, says the collector is unreachable. At most MAX_IN_FLIGHT exports are under way: what
+ * a slow collector cannot take is dropped rather than held. Dropped telemetry is counted
+ * (`querytrail.telemetry.dropped`).
  */
 export function inBackground<T, E extends Exporter<T>>(exporter: E, what: string, say: (line: string) => void): E {
   const original = exporter.export.bind(exporter);
   let downUntil = 0;
   let saidAt = -Infinity;
+  let inFlight = 0;
   exporter.export = (items: T, done: (result: ExportResult) => void) => {
-    if (Date.now() < downUntil) {
-      done({ code: ExportResultCode.FAILED, error: new Error(`${what}: collector unreachable`) });
+    if (Date.now() < downUntil || inFlight >= MAX_IN_FLIGHT) {
+      countDropped(items, what);
+      done({ code: ExportResultCode.FAILED, error: new Error(`${what}: collector unreachable or too slow`) });
       return;
     }
+    inFlight++;
     original(items, (result) => {
+      inFlight--;
       if (result.code !== ExportResultCode.FAILED) return;
+      countDropped(items, what);
       const now = Date.now();
       downUntil = now + COOL_DOWN_MS;
       if (now - saidAt < SAY_AT_MOST_EVERY_MS) return;
