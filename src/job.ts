@@ -4,9 +4,11 @@ import { getRuntime } from './runtime';
 import { jobScope, withScope } from './scope';
 
 /**
- * Marks background work (a queue consumer, a cron tick) so its queries are attributed to the job rather
- * than to `init`, and judged per job like a request's (n_plus_one, duplicate_query). Returns what `fn`
- * returns; when that is a promise, the job ends when it settles.
+ * Marks background work (a queue consumer, a cron tick) so its queries are attributed to the job rather than
+ * to `init`, and judged per job like a request's (n_plus_one, duplicate_query). Returns what `fn` returns;
+ * for a promise, a promise that settles as it does once the job is over (the one `fn` returned is not
+ * observed directly: a handler on it would hide its rejection from Node's unhandled-rejection check). Any
+ * other result, a lazy thenable included (awaiting a query builder runs it), ends the job at once.
  */
 export function runInJob<T>(name: string, fn: () => T): T {
   const scope = jobScope(name, trace.getActiveSpan());
@@ -18,11 +20,18 @@ export function runInJob<T>(name: string, fn: () => T): T {
     ended();
     throw err;
   }
-  if (isThenable(result)) result.then(ended, ended);
-  else ended();
-  return result;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+  if (!(result instanceof Promise)) {
+    ended();
+    return result;
+  }
+  return result.then(
+    (value: unknown) => {
+      ended();
+      return value;
+    },
+    (err: unknown) => {
+      ended();
+      throw err;
+    },
+  ) as T;
 }

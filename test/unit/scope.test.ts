@@ -48,6 +48,18 @@ describe('scopes in the OpenTelemetry context', () => {
     });
     expect(result).toBe(42);
   });
+
+  it('runInJob never calls then() on a lazy thenable (awaiting a query builder runs it)', () => {
+    const builder = { then: jest.fn() };
+    expect(runInJob('lazy', () => builder)).toBe(builder);
+    expect(builder.then).not.toHaveBeenCalled();
+  });
+
+  it("runInJob passes a job's rejection on to the caller, who decides whether it is handled", async () => {
+    await expect(runInJob('failing', async () => Promise.reject(new Error('job failed')))).rejects.toThrow(
+      'job failed',
+    );
+  });
 });
 
 describe('trails', () => {
