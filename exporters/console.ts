@@ -114,8 +114,12 @@ function codeFrame(site: CallSite): string[] {
 /** `scheme://user:password@host`: the password part. */
 const URL_CREDENTIALS = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@'"`]*:)[^\s@'"`]+@/gi;
 /** `password: 'x'`, `apiKey = "x"`, `secret=x`, `token: x`: the value. */
-const SECRET_VALUE =
-  /(\b[\w$]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|credential|private[_-]?key)[\w$]*["']?\s*[:=]\s*)(['"`]?)([^'"`\s,;)}]+)\2/gi;
+const SECRET_NAME = String.raw`pass(?:word|wd)?|secret|token|api[_-]?key|credential|private[_-]?key`;
+const QUOTES = `'"\``;
+const SECRET_VALUE = new RegExp(
+  String.raw`(\b[\w$]*(?:${SECRET_NAME})[\w$]*["']?\s*[:=]\s*)([${QUOTES}]?)([^${QUOTES}\s,;)}]+)\2`,
+  'gi',
+);
 
 /**
  * Source lines shown in a warning's code frame may hold credentials written into the code (a connection

@@ -126,7 +126,7 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const instrumentation = this;
     return function clientQuery(this: PgClient, ...args: unknown[]) {
       const [config, values, callback] = args;
-      if (guarded('pg role check', () => instrumentation.mayBePromoted(this, config))) {
+      if (instrumentation.mayBePromoted(this, config)) {
         return instrumentation.afterRoleConfirmed(this, args, original, clientQuery);
       }
       let started: ReturnType<PgInstrumentation['startQuery']>;
@@ -203,10 +203,16 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
    */
   private mayBePromoted(client: PgClient, config: unknown): boolean {
     const runtime = getRuntime();
+    // outside strict mode (production): one property read per query, no closure
     if (!runtime.hazards.strictAny || client[ROLE_CONFIRMED]) return false;
-    if (serverFactsOf(client, runtime.databases).role !== 'replica') return false;
-    const text = textOf(config);
-    return text !== undefined && analyzeStatement(text, 'postgresql').isWrite;
+    try {
+      if (serverFactsOf(client, runtime.databases).role !== 'replica') return false;
+      const text = textOf(config);
+      return text !== undefined && analyzeStatement(text, 'postgresql').isWrite;
+    } catch (err) {
+      internalErrorOccurred('pg role check', err);
+      return false;
+    }
   }
 
   /** Asks the server its role, then runs the app's call as it was made, in its context; returns what pg would. */
