@@ -19,7 +19,7 @@ import {
   SCOPE_JOB,
   UNTRACKED_READS_COUNTER,
 } from './attributes';
-import { resolveSite, SiteRef } from './callsite';
+import { resolveSite, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef, DbRole, ServerFacts } from './database';
 import { completionSite } from './execution-site';
@@ -238,6 +238,9 @@ export class QueryTracker {
           message: statusMessage(error, errorType, start.recordParameters),
         });
       }
+      // a capture teaches the site of its shape whether or not the span is sampled: unlearned, every run
+      // of it would be captured again
+      if (start.site instanceof StackCapture) this.sites.learn(start.statement.text, start.site, start.site.resolve());
       // in the driver's completion handler: the awaiting line is on the stack now, not later
       if (span.isRecording()) this.recordSites(query, completion);
       if (error === undefined && start.statement.isWrite && start.scope !== undefined) {
@@ -350,7 +353,6 @@ export class QueryTracker {
     if (site === undefined && trail !== undefined && completion !== undefined) {
       site = completionSite(completion, start.capture);
     }
-    this.sites.learn(statement.text, start.site, site);
     if (site) span.setAttributes(site.codeAttributes);
     if (trail === undefined) return;
     const construction = this.sites.siteForSpan(`${trail.library.name}\u0000${statement.text}`, trail.site);

@@ -8,7 +8,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { ATTR, HAZARD, HAZARD_EVENT, REQUEST_QUERIES_HISTOGRAM } from '../../src/attributes';
-import { internSite } from '../../src/callsite';
+import { internSite, StackCapture } from '../../src/callsite';
 import { DatabaseRegistry, ServerFacts } from '../../src/database';
 import { QueryStart, QueryTracker } from '../../src/query-tracker';
 import { HazardPipeline, QueryTrailHazardError } from '../../src/report';
@@ -154,6 +154,31 @@ describe('QueryTracker', () => {
     })();
     // the completion handler's caller is this test file: its frame is the execution site
     expect(exporter.getFinishedSpans()[0].attributes[ATTR.CODE_FILE_PATH]).toBe(__filename);
+  });
+});
+
+describe('QueryTracker: execution sites learned per statement shape', () => {
+  /** Runs one shape `runs` times, each with the site the capture policy gives; returns how many were captured. */
+  function capturesFor(spansRecorded: boolean, runs: number): number {
+    const sites = new SiteCapture();
+    const t = new QueryTracker(sites, new HazardPipeline(undefined, new Set()), 5);
+    const sampler = { shouldSample: () => ({ decision: spansRecorded ? 2 : 0 }), toString: () => 'test' };
+    const sampledTracer = new BasicTracerProvider({ sampler }).getTracer('test');
+    const statement = analyzeStatement('SELECT id FROM items WHERE id = $1', 'postgresql');
+    let captured = 0;
+    for (let i = 0; i < runs; i++) {
+      const site = sites.executionSite(statement.text, capturesFor, 'auto');
+      if (site instanceof StackCapture) captured++;
+      const { query } = t.start(start({ tracer: sampledTracer, statement, site }));
+      t.finish(query);
+    }
+    return captured;
+  }
+
+  it('captures a hot shape until its site is confirmed, then one run in 64, whether its spans are sampled or not', () => {
+    // three to confirm, then one in 64 re-checked
+    expect(capturesFor(true, 640)).toBeLessThanOrEqual(3 + 10);
+    expect(capturesFor(false, 640)).toBeLessThanOrEqual(3 + 10);
   });
 });
 
