@@ -141,16 +141,17 @@ async function measure({ name, concurrency, queries, warmup, profileFile }) {
   const wallUs = Number(process.hrtime.bigint() - t0) / 1e3 / queries;
   const cpu = process.cpuUsage(cpu0);
   if (profiler) require('node:fs').writeFileSync(profileFile, JSON.stringify(await profiler.stop()));
-  return { wallUs, cpuUs: (cpu.user + cpu.system) / queries };
+  return { wallUs, cpuUs: (cpu.user + cpu.system) / queries, systemUs: cpu.system / queries };
 }
 
 /** bench/profile.js: a CPU profile of the measured queries only (not of loading the libraries). */
 async function startProfiler() {
   const session = new (require('node:inspector').Session)();
   session.connect();
-  const post = (method) =>
-    new Promise((resolve, reject) => session.post(method, (e, r) => (e ? reject(e) : resolve(r))));
+  const post = (method, params) =>
+    new Promise((resolve, reject) => session.post(method, params, (e, r) => (e ? reject(e) : resolve(r))));
   await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 50 });
   await post('Profiler.start');
   return { stop: async () => (await post('Profiler.stop')).profile };
 }

@@ -1,4 +1,4 @@
-import { context, createContextKey, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { SiteRef } from '../../src/callsite';
 import type { CapturePolicy } from '../../src/config';
 import { executionSite } from '../../src/execution-site';
@@ -18,11 +18,20 @@ interface PoolQuery {
   text: string;
   statement: StatementInfo;
   site: SiteRef | undefined;
-  /** Promise-style: the span ends in a reaction to the pool's promise, in the app's awaiting chain. */
+  /**
+   * A query object run through pool.query's promise (drizzle): its span ends in a reaction to that promise,
+   * in the app's awaiting chain, where its execution site can still be taken. Raw calls end in the callback.
+   */
+  endsOnPromise: boolean;
   query?: TrackedQuery;
-  settlesOnPromise: boolean;
 }
-const POOL_QUERY = createContextKey('querytrail.pg.pool-query');
+/**
+ * pool.query calls pool.connect synchronously, and client.query synchronously in connect's callback: the
+ * pool.query in flight is handed from one to the next through these two slots, not through the context (a
+ * context value costs a copy of the context per query).
+ */
+let poolQueryCalling: PoolQuery | undefined;
+let poolQueryConnected: PoolQuery | undefined;
 /** Set on a client while a query whose role was just confirmed goes through again. */
 const ROLE_CONFIRMED = Symbol('querytrail.pg.role-confirmed');
 const SQLSTATE = /^[0-9A-Z]{5}$/;
@@ -90,20 +99,21 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
   private patchPoolQuery(original: QueryFn): QueryFn {
     const instrumentation = this;
     return function poolQuery(this: unknown, ...args: unknown[]) {
-      const [config] = args;
-      const pending = guarded('pg pool.query', (): PoolQuery | undefined => {
-        const text = textOf(config);
-        if (text === undefined) return undefined;
-        const statement = analyzeStatement(text, 'postgresql');
-        const policy = instrumentation.capturePolicy();
-        const site = executionSite(currentExecution(), statement.text, poolQuery, policy, getRuntime().sites);
-        return { text, statement, site, settlesOnPromise: !args.some((arg) => typeof arg === 'function') };
-      });
+      let pending: PoolQuery | undefined;
+      try {
+        pending = instrumentation.poolQueryOf(args, poolQuery);
+      } catch (err) {
+        internalErrorOccurred('pg pool.query', err);
+      }
       if (pending === undefined) return original.apply(this, args as never);
-      const result = context.with(context.active().setValue(POOL_QUERY, pending), () =>
-        original.apply(this, args as never),
-      );
-      if (!pending.settlesOnPromise || !isThenable(result)) return result;
+      poolQueryCalling = pending;
+      let result: unknown;
+      try {
+        result = original.apply(this, args as never);
+      } finally {
+        poolQueryCalling = undefined;
+      }
+      if (!pending.endsOnPromise || !isThenable(result)) return result;
       const tracker = getRuntime().tracker;
       return result.then(
         function succeeded(res) {
@@ -116,6 +126,17 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
         },
       );
     };
+  }
+
+  private poolQueryOf(args: unknown[], below: Function): PoolQuery | undefined {
+    const text = textOf(args[0]);
+    if (text === undefined) return undefined;
+    const statement = analyzeStatement(text, 'postgresql');
+    const execution = currentExecution();
+    const site = executionSite(execution, statement.text, below, this.capturePolicy(), getRuntime().sites);
+    const endsOnPromise =
+      execution?.trail !== undefined && typeof args[1] !== 'function' && typeof args[2] !== 'function';
+    return { text, statement, site, endsOnPromise };
   }
 
   private capturePolicy(): CapturePolicy {
@@ -166,8 +187,8 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
       if (cb) {
         const pooled = started.pooled;
         const wrapped = function (this: unknown, err: unknown, res: unknown) {
-          // a promise-style pool.query ends the span in its own promise's reaction
-          if (pooled?.settlesOnPromise) pooled.query = query;
+          // a query object's pool.query ends the span in its own promise's reaction
+          if (pooled?.endsOnPromise) pooled.query = query;
           else tracker.finish(query, err ?? undefined, sqlState(err));
           return cb.call(this, err, res);
         };
@@ -252,25 +273,24 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     config: unknown,
     values: unknown,
     below: Function,
-  ): { query: TrackedQuery; rejection?: Error; pooled?: PoolQuery } | undefined {
+  ): { query: TrackedQuery; rejection?: Error; pooled: PoolQuery | undefined } | undefined {
     const text = textOf(config);
     if (text === undefined) return undefined;
     const runtime = getRuntime();
     const ctx = context.active();
     const execution = currentExecution(ctx);
-    const pending = ctx.getValue(POOL_QUERY) as PoolQuery | undefined;
-    const fromPool = pending !== undefined && pending.text === text;
-    const statement = fromPool ? pending.statement : analyzeStatement(text, 'postgresql');
+    const pending = poolQueryConnected;
+    poolQueryConnected = undefined;
+    const pooled = pending !== undefined && pending.text === text ? pending : undefined;
+    const statement = pooled ? pooled.statement : analyzeStatement(text, 'postgresql');
     const options = this.getConfig();
-    const started = runtime.tracker.start({
+    const { query, rejection } = runtime.tracker.start({
       tracer: this.tracer,
       driver: PG,
       ctx,
       scope: currentScope(ctx),
       trail: execution?.trail,
-      site: fromPool
-        ? pending.site
-        : executionSite(execution, statement.text, below, this.capturePolicy(), runtime.sites),
+      site: pooled ? pooled.site : executionSite(execution, statement.text, below, this.capturePolicy(), runtime.sites),
       statement,
       text,
       server: serverFactsOf(client, runtime.databases),
@@ -278,7 +298,7 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
       recordParameters: options.recordParameters === true,
       capture: this.capturePolicy(),
     });
-    return fromPool ? { ...started, pooled: pending } : started;
+    return { query, rejection, pooled };
   }
 
   private patchClientConnect(original: ConnectFn, query: QueryFn): ConnectFn {
@@ -317,10 +337,25 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
 type QueryFn = (this: any, config: unknown, values?: unknown, callback?: unknown) => unknown;
 type ConnectFn = (this: PgClient, callback?: PgCallback) => unknown;
 
-/** A client handed out later (the pool was busy) must still run in the caller's context, not the releaser's. */
+/**
+ * A client handed out later (the pool was busy) must still run in the caller's context, not the releaser's;
+ * a pool.query's own connect hands its query in flight to the client.query its callback makes.
+ */
 function patchPoolConnect(original: (cb?: PgCallback) => unknown) {
   return function poolConnect(this: unknown, cb?: PgCallback) {
-    return original.call(this, typeof cb === 'function' ? context.bind(context.active(), cb) : cb);
+    if (typeof cb !== 'function') return original.call(this, cb);
+    const pending = poolQueryCalling;
+    poolQueryCalling = undefined;
+    const ctx = context.active();
+    return original.call(this, function connected(this: unknown, err: unknown, client?: unknown, release?: unknown) {
+      const outer = poolQueryConnected;
+      poolQueryConnected = pending;
+      try {
+        return context.with(ctx, cb as (...args: unknown[]) => unknown, this, err, client, release);
+      } finally {
+        poolQueryConnected = outer;
+      }
+    } as PgCallback);
   };
 }
 
