@@ -112,5 +112,7 @@ export const SCOPE_JOB = 'job';
 export const REQUEST_QUERIES_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
 /** Reads a request did not check for n_plus_one and duplicate_query (its ledger was full). */
 export const UNTRACKED_READS_COUNTER = 'querytrail.untracked_reads';
+/** Queries sent and not answered yet. */
+export const IN_FLIGHT_GAUGE = 'querytrail.queries.in_flight';
 /** Semantic-convention advice for db.client.operation.duration, in seconds. */
 export const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];

@@ -18,6 +18,7 @@ import {
   REQUEST_QUERIES_HISTOGRAM,
   SCOPE_JOB,
   UNTRACKED_READS_COUNTER,
+  IN_FLIGHT_GAUGE,
 } from './attributes';
 import { resolveSite, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
@@ -35,6 +36,11 @@ import { LibraryProfile, lineageRoot, Trail } from './trail';
 
 /** How long a finished query's span waits for the answer to a question about its server's role. */
 const ROLE_ANSWER_WAIT_MS = 2000;
+/**
+ * Query durations are handed to the histogram in batches of this many (and all of them before every metric
+ * collection): recorded one by one between the driver's work, the SDK's attribute hashing cost ~3× more.
+ */
+const DURATION_BATCH = 128;
 
 /** Everything the tracker needs to know about one query, given by the driver instrumentation. */
 export interface QueryStart {
@@ -104,6 +110,11 @@ export class QueryTracker {
   private histogram: Histogram | undefined;
   private queriesPerScope: Histogram | undefined;
   private untrackedReads: Counter | undefined;
+  /** Durations (s) not yet handed to the histogram, and their attributes: parallel arrays. */
+  private readonly durations: number[] = [];
+  private readonly durationAttributes: Attributes[] = [];
+  /** Queries started and not finished: the `querytrail.queries.in_flight` gauge. */
+  private inFlight = 0;
   /** One entry per statement shape: the last combination it ran with (see memoFor). */
   private readonly attributeMemo = new WeakMap<StatementInfo, AttributeMemo>();
 
@@ -129,6 +140,32 @@ export class QueryTracker {
       description: 'Reads not checked for n_plus_one and duplicate_query: the request tracked too many shapes',
       unit: '{query}',
     });
+    // observed before the SDK collects its histograms: every buffered duration is in each collection
+    meter
+      .createObservableUpDownCounter(IN_FLIGHT_GAUGE, {
+        description: 'Queries sent and not answered yet',
+        unit: '{query}',
+      })
+      .addCallback((result) => {
+        this.flushDurations();
+        result.observe(this.inFlight);
+      });
+  }
+
+  /** Hands the buffered durations to the histogram. */
+  flushDurations(): void {
+    const histogram = this.histogram;
+    const { durations, durationAttributes } = this;
+    try {
+      if (histogram !== undefined) {
+        for (let i = 0; i < durations.length; i++) histogram.record(durations[i], durationAttributes[i]);
+      }
+    } catch (err) {
+      internalErrorOccurred('duration histogram', err);
+    } finally {
+      durations.length = 0;
+      durationAttributes.length = 0;
+    }
   }
 
   /** Starts the span; returns the error to fail the call with instead of sending it, in strict mode. */
@@ -172,6 +209,7 @@ export class QueryTracker {
       read: undefined,
       finished: false,
     };
+    this.inFlight++;
     if (scope !== undefined) {
       scope.queries++;
       this.trackTransaction(start, scope);
@@ -224,6 +262,7 @@ export class QueryTracker {
   finish(query: TrackedQuery, error?: unknown, errorType?: string, completion?: Function): void {
     if (query.finished) return;
     query.finished = true;
+    this.inFlight--;
     const { span, start } = query;
     const ms = performance.now() - query.startedAt;
     let type: string | undefined;
@@ -281,7 +320,9 @@ export class QueryTracker {
         if (type !== undefined) metric[ATTR.ERROR_TYPE] = type;
         if (roleChanged) metric[ATTR.RAN_ROLE] = role;
       }
-      this.histogram?.record(ms / 1000, metric);
+      this.durations.push(ms / 1000);
+      this.durationAttributes.push(metric);
+      if (this.durations.length >= DURATION_BATCH) this.flushDurations();
     } catch (err) {
       internalErrorOccurred('query finish', err);
     }

@@ -7,7 +7,14 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
-import { ATTR, HAZARD, HAZARD_EVENT, REQUEST_QUERIES_HISTOGRAM } from '../../src/attributes';
+import {
+  ATTR,
+  DURATION_HISTOGRAM,
+  HAZARD,
+  HAZARD_EVENT,
+  IN_FLIGHT_GAUGE,
+  REQUEST_QUERIES_HISTOGRAM,
+} from '../../src/attributes';
 import { internSite, StackCapture } from '../../src/callsite';
 import { DatabaseRegistry, ServerFacts } from '../../src/database';
 import { QueryStart, QueryTracker } from '../../src/query-tracker';
@@ -154,6 +161,33 @@ describe('QueryTracker', () => {
     })();
     // the completion handler's caller is this test file: its frame is the execution site
     expect(exporter.getFinishedSpans()[0].attributes[ATTR.CODE_FILE_PATH]).toBe(__filename);
+  });
+});
+
+describe('QueryTracker: metrics', () => {
+  it('hands every finished query to the duration histogram before each collection, and counts those in flight', async () => {
+    const reader = new PeriodicExportingMetricReader({
+      exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+      exportIntervalMillis: 60_000,
+    });
+    const t = tracker();
+    t.useMeter(new MeterProvider({ readers: [reader] }).getMeter('test'));
+    const collect = async () => {
+      const metrics = (await reader.collect()).resourceMetrics.scopeMetrics[0].metrics;
+      const duration = metrics.find((m) => m.descriptor.name === DURATION_HISTOGRAM)?.dataPoints ?? [];
+      const inFlight = metrics.find((m) => m.descriptor.name === IN_FLIGHT_GAUGE)?.dataPoints ?? [];
+      return {
+        count: duration.reduce((n, p) => n + (p.value as { count: number }).count, 0),
+        inFlight: inFlight.map((p) => p.value),
+      };
+    };
+    // fewer than a batch, then more than one: each collection has every query finished before it
+    for (let i = 0; i < 3; i++) t.finish(t.start(start({})).query);
+    const open = t.start(start({})).query;
+    expect(await collect()).toEqual({ count: 3, inFlight: [1] });
+    for (let i = 0; i < 300; i++) t.finish(t.start(start({})).query);
+    t.finish(open);
+    expect(await collect()).toEqual({ count: 304, inFlight: [0] });
   });
 });
 
