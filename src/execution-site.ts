@@ -1,4 +1,4 @@
-import { CallSite, SiteRef, StackCapture } from './callsite';
+import type { SiteRef } from './callsite';
 import type { CapturePolicy } from './config';
 import type { Execution } from './seam';
 import type { SiteCapture } from './site-capture';
@@ -27,14 +27,4 @@ export function executionSite(
   if (typeof from === 'object') return from;
   if (from === 'construction' && execution?.trail.site !== undefined) return execution.trail.site;
   return sites.executionSite(shape, below, capture);
-}
-
-/**
- * A thenable that sends its query synchronously from its own `then` (drizzle) reaches the driver before
- * V8 has linked the app's `await` to anything: the capture at the call finds no application frame. The
- * driver's completion handler runs in the awaiting chain, so a capture there names the awaiting line.
- * Called when a query object's span is recorded without an execution site; `below` is that handler.
- */
-export function completionSite(below: Function, capture: CapturePolicy): CallSite | undefined {
-  return capture === 'off' ? undefined : new StackCapture(below).resolve();
 }

@@ -23,7 +23,6 @@ import {
 import { resolveSite, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef, DbRole, ServerFacts } from './database';
-import { completionSite } from './execution-site';
 import { internalErrorOccurred } from './guard';
 import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
 import { describeBinding } from './hazards/describe';
@@ -357,7 +356,10 @@ export class QueryTracker {
    * n_plus_one and duplicate_query. The site is the line that ran it, else the query object's.
    */
   private trackRead(start: QueryStart, scope: Scope): ReadFacts | undefined {
-    const site = resolveSite(start.site) ?? resolveSite(start.trail?.site);
+    const { trail } = start;
+    const site =
+      resolveSite(start.site) ??
+      (trail && this.sites.objectSite('construction', trail.library.name, start.statement.text, trail.site));
     const hash = hashRead(start.text, start.parameters);
     const read = (scope.ledger ??= new ScopeLedger()).recordRead(start.statement, start.server.ref, site, hash);
     if (read === undefined) this.untrackedReads?.add(1);
@@ -392,15 +394,16 @@ export class QueryTracker {
     const { trail, statement } = start;
     let site = resolveSite(start.site);
     if (site === undefined && trail !== undefined && completion !== undefined) {
-      site = completionSite(completion, start.capture);
+      site = this.sites.completionSite(statement.text, completion, start.capture);
     }
     if (site) span.setAttributes(site.codeAttributes);
     if (trail === undefined) return;
-    const construction = this.sites.siteForSpan(`${trail.library.name}\u0000${statement.text}`, trail.site);
+    const library = trail.library.name;
+    const construction = this.sites.objectSite('construction', library, statement.text, trail.site);
     if (construction !== undefined && construction !== site) span.setAttributes(construction.constructionAttributes);
     if (trail.parent === undefined) return;
     const origin = lineageRoot(trail);
-    const originSite = resolveSite(origin.site);
+    const originSite = this.sites.objectSite('origin', library, statement.text, origin.site);
     if (originSite !== undefined && originSite !== construction) span.setAttributes(originSite.originAttributes);
     span.setAttribute(ATTR.ORIGIN_PHASE, origin.phase);
     span.setAttribute(ATTR.ORIGIN_AGE_MS, Date.now() - origin.createdAt);

@@ -11,6 +11,7 @@ const MAX_SHAPES = 10_000;
 const ON_DEMAND_MS = 10 * 60_000;
 
 interface ShapeSites {
+  /** The site its captures named; undefined when they named none (no application frame on that stack). */
   site: CallSite | undefined;
   confirmed: number;
   sinceCheck: number;
@@ -18,17 +19,28 @@ interface ShapeSites {
   alwaysCapture: boolean;
 }
 
+/** What is learned per statement shape: where it runs, where its run completes, where its objects are built. */
+export type SiteKind = 'construction' | 'origin';
+
 /**
  * When querytrail pays for a stack capture; each instrumentation's `capture` option is its policy.
  * Query objects are captured where they are built — unformatted, formatted only if a span or a hazard
  * needs the site — except under `off`. Execution sites repeat the same statement from the same place,
  * and a capture costs about half of what the whole OTel pg instrumentation adds per query, so under
  * `auto` each statement shape is captured until it has been seen at one site three times, then re-checked
- * on every 64th run; a shape seen at two sites is captured every time. `lean` is `auto` with constructions
- * in requests and jobs captured on demand (see constructionSite).
+ * on every 64th run; a shape seen at two sites is captured every time. A shape whose captures name no
+ * application frame (a thenable sending from its own `then`: drizzle) learns that too, and is not captured
+ * at the driver; its completion site is learned the same way. `lean` is `auto` with constructions in
+ * requests and jobs captured on demand (see constructionSite).
  */
 export class SiteCapture {
-  private readonly shapes = new Map<string, ShapeSites>();
+  private readonly executions = new Map<string, ShapeSites>();
+  private readonly completions = new Map<string, ShapeSites>();
+  /** Formatted construction and origin sites, per library and shape. */
+  private readonly objectSites: Record<SiteKind, Map<string, Map<string, ShapeSites>>> = {
+    construction: new Map(),
+    origin: new Map(),
+  };
   private captureConstructionsUntil = 0;
 
   /**
@@ -46,47 +58,47 @@ export class SiteCapture {
   executionSite(shape: string, below: Function, policy: CapturePolicy): SiteRef | undefined {
     if (policy === 'off') return undefined;
     if (policy !== 'all') {
-      const learned = this.learnedSite(shape);
-      if (learned !== undefined) return learned;
+      const learned = confirmedSites(this.executions, shape);
+      if (learned !== undefined) return learned.site;
     }
     return new StackCapture(below);
   }
 
   /**
-   * The site of a query object for span attributes. Formatting a capture costs as much as taking it,
-   * so per (library, statement shape) captures are formatted until one site is confirmed, then one in
-   * 64; hazard messages always format their own capture.
+   * A thenable that sends its query synchronously from its own `then` (drizzle) reaches the driver before
+   * V8 has linked the app's `await` to anything: the capture at the call finds no application frame. The
+   * driver's completion handler runs in the awaiting chain, so a capture there names the awaiting line.
+   * Called when a query object's span is recorded without an execution site; `below` is that handler.
    */
-  siteForSpan(shape: string, ref: SiteRef | undefined): CallSite | undefined {
-    if (!(ref instanceof StackCapture) || ref.isResolved) return resolveSite(ref);
-    const learned = this.learnedSite(shape);
-    if (learned !== undefined) return learned;
-    const site = ref.resolve();
-    this.learn(shape, ref, site);
+  completionSite(shape: string, below: Function, policy: CapturePolicy): CallSite | undefined {
+    if (policy === 'off') return undefined;
+    const learned = policy === 'all' ? undefined : confirmedSites(this.completions, shape);
+    if (learned !== undefined) return learned.site;
+    const capture = new StackCapture(below);
+    const site = capture.resolve();
+    learn(this.completions, shape, site);
     return site;
   }
 
-  /** The confirmed site of a shape, except on every SAMPLE_EVERY-th run, when it is checked again. */
-  private learnedSite(shape: string): CallSite | undefined {
-    const known = this.shapes.get(shape);
-    if (known === undefined || known.alwaysCapture || known.confirmed < CONFIRMATIONS) return undefined;
-    if (++known.sinceCheck < SAMPLE_EVERY) return known.site;
-    known.sinceCheck = 0; // reset now: concurrent runs must not all sample before this one is learned
-    return undefined;
+  /**
+   * The construction (or derivation origin) site of a query object, for span attributes and request
+   * ledgers. Formatting a capture costs as much as taking it, so per (library, statement shape) captures are
+   * formatted until one site is confirmed, then one in 64; hazard messages always format their own capture.
+   */
+  objectSite(kind: SiteKind, library: string, shape: string, ref: SiteRef | undefined): CallSite | undefined {
+    if (!(ref instanceof StackCapture) || ref.isResolved) return resolveSite(ref);
+    let byShape = this.objectSites[kind].get(library);
+    if (byShape === undefined) this.objectSites[kind].set(library, (byShape = new Map()));
+    const learned = confirmedSites(byShape, shape);
+    if (learned !== undefined) return learned.site;
+    const site = ref.resolve();
+    learn(byShape, shape, site);
+    return site;
   }
 
-  /** Feeds back a capture once resolved (at span end), so the next runs can skip capturing. */
+  /** Feeds back an execution-site capture once resolved (when its query finishes). */
   learn(shape: string, ref: SiteRef | undefined, site: CallSite | undefined): void {
-    if (!(ref instanceof StackCapture)) return;
-    let known = this.shapes.get(shape);
-    if (known === undefined) {
-      if (this.shapes.size >= MAX_SHAPES) return;
-      this.shapes.set(shape, (known = { site, confirmed: 1, sinceCheck: 0, alwaysCapture: false }));
-    } else if (known.site === site) {
-      known.confirmed++;
-    } else {
-      known.alwaysCapture = true;
-    }
+    if (ref instanceof StackCapture) learn(this.executions, shape, site);
   }
 
   /**
@@ -101,10 +113,30 @@ export class SiteCapture {
   }
 
   private captureEveryTime(shape: string): void {
-    const known = this.shapes.get(shape);
+    const known = this.executions.get(shape);
     if (known) known.alwaysCapture = true;
-    else if (this.shapes.size < MAX_SHAPES) {
-      this.shapes.set(shape, { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: true });
+    else if (this.executions.size < MAX_SHAPES) {
+      this.executions.set(shape, { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: true });
     }
+  }
+}
+
+/** The confirmed sites of a shape, except on every SAMPLE_EVERY-th run, when it is checked again. */
+function confirmedSites(shapes: Map<string, ShapeSites>, shape: string): ShapeSites | undefined {
+  const known = shapes.get(shape);
+  if (known === undefined || known.alwaysCapture || known.confirmed < CONFIRMATIONS) return undefined;
+  if (++known.sinceCheck < SAMPLE_EVERY) return known;
+  known.sinceCheck = 0; // reset now: concurrent runs must not all sample before this one is learned
+  return undefined;
+}
+
+function learn(shapes: Map<string, ShapeSites>, shape: string, site: CallSite | undefined): void {
+  const known = shapes.get(shape);
+  if (known === undefined) {
+    if (shapes.size < MAX_SHAPES) shapes.set(shape, { site, confirmed: 1, sinceCheck: 0, alwaysCapture: false });
+  } else if (known.site === site) {
+    known.confirmed++;
+  } else {
+    known.alwaysCapture = true;
   }
 }

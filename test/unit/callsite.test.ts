@@ -12,7 +12,8 @@ function withPolicy(policy: CapturePolicy) {
     executionSite: (shape: string, below: Function) => sites.executionSite(shape, below, policy),
     constructionSite: (below: Function, phase: 'init' | 'request' | 'job') =>
       sites.constructionSite(below, phase, policy),
-    siteForSpan: sites.siteForSpan.bind(sites),
+    constructionForSpan: (shape: string, ref: StackCapture) => sites.objectSite('construction', 'knex', shape, ref),
+    completionSite: (shape: string, below: Function) => sites.completionSite(shape, below, policy),
     learn: sites.learn.bind(sites),
     captureNextTime: (shape: string) => sites.hazardFired(shape, undefined, undefined),
     captureConstructionsForAWhile: () =>
@@ -113,10 +114,36 @@ describe('SiteCapture: the auto capture policy', () => {
   it('span attributes reuse a shape’s confirmed construction site instead of formatting each capture', () => {
     const sites = withPolicy('auto');
     const refs = Array.from({ length: 4 }, () => capture()); // one construction site, four objects
-    const first = refs.slice(0, 3).map((ref) => sites.siteForSpan('knex\u0000SELECT ?', ref));
+    const first = refs.slice(0, 3).map((ref) => sites.constructionForSpan('SELECT ?', ref));
     expect(first.every((s) => s === first[0] && s?.file === __filename)).toBe(true);
-    expect(sites.siteForSpan('knex\u0000SELECT ?', refs[3])).toBe(first[0]);
+    expect(sites.constructionForSpan('SELECT ?', refs[3])).toBe(first[0]);
     expect(refs[3].isResolved).toBe(false); // not formatted
+  });
+
+  it('a shape whose captures name no application frame learns that: no capture at the driver, one in 64 re-checked', () => {
+    const sites = withPolicy('auto');
+    const nowhere = () => new StackCapture(nowhere); // as from a thenable's own `then`: nothing of the app below
+    let captured = 0;
+    for (let i = 0; i < 640; i++) {
+      const ref = sites.executionSite('SELECT ?', nowhere);
+      if (ref instanceof StackCapture) {
+        captured++;
+        sites.learn('SELECT ?', ref, undefined); // what it resolved to
+      }
+    }
+    expect(captured).toBeLessThanOrEqual(3 + 10);
+  });
+
+  it('completion sites are learned per shape too', () => {
+    const sites = withPolicy('auto');
+    const completed = (): unknown => sites.completionSite('SELECT ?', completed); // the driver's handler
+    const captures = jest.spyOn(Error, 'captureStackTrace');
+    const seen = new Set<unknown>();
+    for (let i = 0; i < 640; i++) seen.add(completed()); // one awaiting line
+    expect([...seen].map((s) => (s as { file?: string } | undefined)?.file)).toEqual([__filename]);
+    expect(captures.mock.calls.length).toBeLessThanOrEqual(3 + 10);
+    captures.mockRestore();
+    expect(withPolicy('off').completionSite('SELECT ?', completed)).toBeUndefined();
   });
 
   it('off never captures; all always does', () => {
