@@ -6,7 +6,7 @@ import {
   InstrumentationNodeModuleFile,
   isWrapped,
 } from '@opentelemetry/instrumentation';
-import { QuerytrailInstrumentationConfig, stripUndefined } from '../src/config';
+import { CapturePolicy, capturePolicyOf, QuerytrailInstrumentationConfig, stripUndefined } from '../src/config';
 import { guarded } from '../src/guard';
 import { getRuntime } from '../src/runtime';
 import type { SiteRef } from '../src/callsite';
@@ -46,7 +46,12 @@ export abstract class QuerytrailInstrumentation<
   }
 
   protected defaults(): Partial<C> {
-    return { capture: getRuntime().config.capture } as Partial<C>;
+    return { capture: capturePolicyOf(getRuntime().config) } as Partial<C>;
+  }
+
+  /** This instrumentation's capture policy: its option, else the runtime's default. */
+  protected capturePolicy(): CapturePolicy {
+    return this.getConfig().capture ?? capturePolicyOf(getRuntime().config);
   }
 
   /** What still works when the library's version is not supported (said with the version warning). */
@@ -88,12 +93,12 @@ export abstract class QuerytrailInstrumentation<
 
   /** Where the app called `below`, a patched entry point it calls synchronously (see runAs). */
   protected entrySite(below: Function): SiteRef | undefined {
-    return entrySite(below, this.getConfig().capture ?? 'auto');
+    return entrySite(below, this.capturePolicy());
   }
 
   /** "A query object of this library was built here": `below` is the patched function the app called. */
   protected startTrail(below: Function, facts?: TrailFacts): Trail {
-    return startTrail(this.library, this.getConfig().capture ?? 'auto', below, facts);
+    return startTrail(this.library, this.capturePolicy(), below, facts);
   }
 
   /** A module's main exports: `patch` calls `wrapMethod` on its classes; it may return other exports to use. */

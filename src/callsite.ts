@@ -33,20 +33,44 @@ export function formatSite(site: CallSite | undefined): string {
 
 /**
  * Frames above the app: ORMs and drivers add 10–40 of them, so the limit is raised (only around the
- * capture) to reach past them. Each captured frame costs about 1 µs (research/PERFORMANCE.md).
+ * capture) to reach past them. A capture costs in proportion to the frames it takes (2.5 µs for 4, 10 µs
+ * for 40 under a 25-frame request handler), so each patched function's captures learn how deep its
+ * application frame lies and take that many frames and a margin (see CaptureDepth).
  */
 const CAPTURE_DEPTH = 40;
+const DEPTH_MARGIN = 4;
+/** Captures formatted before a patched function's depth is trusted. */
+const DEPTH_SAMPLES = 3;
+
+/** How deep below one patched function the captures formatted so far found their application frame. */
+interface CaptureDepth {
+  needed: number;
+  samples: number;
+  limit: number;
+  /** A shortened capture was cut short once: the whole depth from then on. */
+  deep: boolean;
+}
+const captureDepths = new WeakMap<Function, CaptureDepth>();
 
 /** An unformatted stack, turned into a CallSite only when somebody needs it. */
 export class StackCapture {
   private holder: { stack?: unknown } | undefined;
   private site: CallSite | undefined;
+  private readonly depth: CaptureDepth;
+  private readonly limit: number;
+  /** Resolved to no site only because it took too few frames: it says nothing about its shape's site. */
+  cutShort = false;
 
   /** `below` is the outermost querytrail function on the stack: it and the frames above it are cut. */
   constructor(below: Function) {
+    let depth = captureDepths.get(below);
+    if (depth === undefined)
+      captureDepths.set(below, (depth = { needed: 0, samples: 0, limit: CAPTURE_DEPTH, deep: false }));
+    this.depth = depth;
+    this.limit = depth.limit;
     const holder: { stack?: unknown } = {};
     const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = CAPTURE_DEPTH;
+    Error.stackTraceLimit = this.limit;
     Error.captureStackTrace(holder, below);
     Error.stackTraceLimit = limit;
     this.holder = holder;
@@ -60,10 +84,34 @@ export class StackCapture {
     if (this.holder !== undefined) {
       const holder = this.holder;
       this.holder = undefined; // the Error-sized holder is dropped once resolved; only the interned site stays
-      this.site = guarded('call-site resolution', () => firstApplicationFrame(structuredFrames(holder)));
+      this.site = guarded('call-site resolution', () => {
+        const frames = structuredFrames(holder);
+        const index = frames.findIndex(isApplicationFrame);
+        this.cutShort = learnDepth(this.depth, this.limit, frames.length, index);
+        return index < 0 ? undefined : siteOf(frames[index]);
+      });
     }
     return this.site;
   }
+}
+
+/**
+ * Once a few captures found their application frame, later ones take that many frames and a margin. A
+ * shortened capture that found none because it was cut short (it is full) means a deeper path: from then
+ * on that function's captures take the whole depth (the site of that one object is lost).
+ */
+function learnDepth(depth: CaptureDepth, limit: number, frames: number, index: number): boolean {
+  if (index >= 0) {
+    depth.needed = Math.max(depth.needed, index + 1);
+    if (++depth.samples >= DEPTH_SAMPLES && !depth.deep) {
+      depth.limit = Math.min(CAPTURE_DEPTH, depth.needed + DEPTH_MARGIN);
+    }
+  } else if (frames >= limit && limit < CAPTURE_DEPTH) {
+    depth.deep = true;
+    depth.limit = CAPTURE_DEPTH;
+    return true;
+  }
+  return false;
 }
 
 /** A construction or execution site: resolved already, or a capture resolved on first use. */
@@ -125,21 +173,22 @@ function positionByStackFormatter(frame: NodeJS.CallSite): { file: string; line:
   });
 }
 
-function firstApplicationFrame(frames: NodeJS.CallSite[]): CallSite | undefined {
-  for (const frame of frames) {
-    let file = frame.getFileName() ?? undefined;
-    if (!file || frame.isNative()) continue;
-    if (file.startsWith('file://')) file = fileURLToPath(file);
-    if (!isApplicationFile(file)) continue;
-    if (unmappable(file)) return undefined;
-    const line = frame.getLineNumber() ?? 0;
-    const column = frame.getColumnNumber() ?? 0;
-    const fn = frame.getFunctionName() ?? frame.getMethodName() ?? undefined;
-    const mapped = positionByStackFormatter(frame);
-    if (mapped !== undefined) return internSite(mapped.file, mapped.line, mapped.column, fn ?? undefined);
-    return internSite(file, line, column, fn ?? undefined);
-  }
-  return undefined;
+function isApplicationFrame(frame: NodeJS.CallSite): boolean {
+  const file = frame.getFileName();
+  if (!file || frame.isNative()) return false;
+  return isApplicationFile(file.startsWith('file://') ? fileURLToPath(file) : file);
+}
+
+function siteOf(frame: NodeJS.CallSite): CallSite | undefined {
+  let file = frame.getFileName()!;
+  if (file.startsWith('file://')) file = fileURLToPath(file);
+  if (unmappable(file)) return undefined;
+  const line = frame.getLineNumber() ?? 0;
+  const column = frame.getColumnNumber() ?? 0;
+  const fn = frame.getFunctionName() ?? frame.getMethodName() ?? undefined;
+  const mapped = positionByStackFormatter(frame);
+  if (mapped !== undefined) return internSite(mapped.file, mapped.line, mapped.column, fn ?? undefined);
+  return internSite(file, line, column, fn ?? undefined);
 }
 
 const MAX_INTERNED = 50_000;

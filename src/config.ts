@@ -11,7 +11,7 @@ export type ConsoleMode = 'warnings' | 'spans' | 'off';
 export interface QuerytrailInstrumentationConfig extends InstrumentationConfig {
   /**
    * When this instrumentation pays for a stack capture: `auto`, `lean`, `all` or `off` (README).
-   * @default QUERYTRAIL_CAPTURE, else `auto`
+   * @default QUERYTRAIL_CAPTURE, else `lean` (`auto` when a hazard is strict)
    */
   capture?: CapturePolicy;
 }
@@ -23,7 +23,8 @@ export interface QuerytrailInstrumentationConfig extends InstrumentationConfig {
 export interface QuerytrailConfig {
   enabled: boolean;
   databases: DatabaseAlias[];
-  capture: CapturePolicy;
+  /** Undefined: `lean`, or `auto` when a hazard is strict (capturePolicyOf). */
+  capture?: CapturePolicy;
   /** Hazard codes that make the query reject with QueryTrailHazardError instead of running. */
   strict: ReadonlySet<HazardCode>;
   exportFile?: string;
@@ -48,7 +49,6 @@ export interface QuerytrailConfig {
 export const DEFAULT_CONFIG: QuerytrailConfig = Object.freeze({
   enabled: true,
   databases: [],
-  capture: 'auto',
   strict: new Set<HazardCode>(),
   exportFile: undefined,
   console: 'warnings',
@@ -144,6 +144,15 @@ export function nPlusOneThresholdOf(config: QuerytrailConfig): number {
   return (
     config.nPlusOneThreshold ?? (config.strict.has('n_plus_one') ? STRICT_N_PLUS_ONE_THRESHOLD : N_PLUS_ONE_THRESHOLD)
   );
+}
+
+/**
+ * `lean` by default: constructions inside requests and jobs cost a stack capture each (more than the
+ * OpenTelemetry pg instrumentation adds per query), so production captures them only after a hazard lacked
+ * one. A test suite with strict hazards captures every construction: its failures name every site at once.
+ */
+export function capturePolicyOf(config: QuerytrailConfig): CapturePolicy {
+  return config.capture ?? (config.strict.size > 0 ? 'auto' : 'lean');
 }
 
 /** The environment variable of every setting, for docs and tests. */

@@ -24,7 +24,7 @@ import { resolveSite, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef, DbRole, ServerFacts } from './database';
 import { internalErrorOccurred } from './guard';
-import { Hazard, HAZARD_RULES, HazardRule, QueryExecution } from './hazards';
+import { Hazard, HAZARD_RULES, HazardRule, NAMES_QUERY_OBJECT, QueryExecution } from './hazards';
 import { describeBinding } from './hazards/describe';
 import { hashRead, ReadFacts, ScopeLedger, transactionControlOf } from './ledger';
 import { HazardPipeline, QueryTrailHazardError } from './report';
@@ -440,7 +440,8 @@ export class QueryTracker {
     }
     if (hazards.length === 0) return undefined;
     if (query.read !== undefined && hazards.some((h) => h.code === 'n_plus_one')) query.read.group.reported = true;
-    this.sites.hazardFired(statement.text, resolveSite(start.site), trail);
+    const namesObject = hazards.some((h) => h.site === undefined || NAMES_QUERY_OBJECT.has(h.code));
+    this.sites.hazardFired(statement.text, resolveSite(start.site), trail, namesObject);
     return this.hazards.report(hazards, {
       span: query.span,
       namespace: execution.ran.namespace,

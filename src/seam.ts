@@ -20,6 +20,11 @@ export interface TrailFacts {
   kind?: TrailKind;
   /** What messages call it when embedded. @default 'sub-query', 'raw fragment' or 'transaction' by kind */
   label?: string;
+  /**
+   * The call that builds it runs it (a model or repository call, a raw query, a transaction): its
+   * construction site is where it runs, so it is captured under `lean` too.
+   */
+  eager?: boolean;
 }
 
 /**
@@ -40,7 +45,7 @@ export function startTrail(
     library,
     kind,
     label: facts.label ?? KIND_LABELS[kind],
-    site: getRuntime().sites.constructionSite(below, phase, capture),
+    site: getRuntime().sites.constructionSite(below, phase, capture, facts.eager === true),
     phase,
     scopeId: scope?.id,
     createdAt: Date.now(),

@@ -45,12 +45,16 @@ export class SiteCapture {
 
   /**
    * Called synchronously where a query object is built; `below` is querytrail's patched function.
-   * A capture costs ~20 µs here, so `lean` takes one at init (rare, and what init hazards name) and,
-   * in requests and jobs, only for a while after a hazard involved an object built without one.
+   * A capture costs 5–20 µs here (V8 materialises the app's optimised frames), so `lean` takes one at init
+   * (rare, and what init hazards name), for calls that run what they build (`eager`: the capture is their
+   * execution site) and, in requests and jobs, only for a while after a hazard named an object built
+   * without one.
    */
-  constructionSite(below: Function, phase: Phase, policy: CapturePolicy): SiteRef | undefined {
+  constructionSite(below: Function, phase: Phase, policy: CapturePolicy, eager: boolean): SiteRef | undefined {
     if (policy === 'off') return undefined;
-    if (policy === 'lean' && phase !== 'init' && Date.now() >= this.captureConstructionsUntil) return undefined;
+    if (policy === 'lean' && !eager && phase !== 'init' && Date.now() >= this.captureConstructionsUntil) {
+      return undefined;
+    }
     return new StackCapture(below);
   }
 
@@ -76,7 +80,7 @@ export class SiteCapture {
     if (learned !== undefined) return learned.site;
     const capture = new StackCapture(below);
     const site = capture.resolve();
-    learn(this.completions, shape, site);
+    if (!capture.cutShort) learn(this.completions, shape, site);
     return site;
   }
 
@@ -92,22 +96,27 @@ export class SiteCapture {
     const learned = confirmedSites(byShape, shape);
     if (learned !== undefined) return learned.site;
     const site = ref.resolve();
-    learn(byShape, shape, site);
+    if (!ref.cutShort) learn(byShape, shape, site);
     return site;
   }
 
   /** Feeds back an execution-site capture once resolved (when its query finishes). */
   learn(shape: string, ref: SiteRef | undefined, site: CallSite | undefined): void {
-    if (ref instanceof StackCapture) learn(this.executions, shape, site);
+    if (ref instanceof StackCapture && !ref.cutShort) learn(this.executions, shape, site);
   }
 
   /**
    * A hazard fired: where a site it should name was not recorded, make sure the next occurrence has it —
-   * the execution site of this shape every time, and (under `lean`) constructions for a while.
+   * the execution site of this shape every time, and (under `lean`) constructions for a while, when the
+   * hazard names where its query object was built (or named no site at all).
    */
-  hazardFired(shape: string, executed: CallSite | undefined, trail: Trail | undefined): void {
+  hazardFired(shape: string, executed: CallSite | undefined, trail: Trail | undefined, namesObject: boolean): void {
     if (executed === undefined && trail === undefined) this.captureEveryTime(shape);
-    if (trail !== undefined && [trail, lineageRoot(trail), ...(trail.parts ?? [])].some((t) => t.site === undefined)) {
+    if (
+      namesObject &&
+      trail !== undefined &&
+      [trail, lineageRoot(trail), ...(trail.parts ?? [])].some((t) => t.site === undefined)
+    ) {
       this.captureConstructionsUntil = Date.now() + ON_DEMAND_MS;
     }
   }

@@ -104,7 +104,9 @@ export class DrizzleInstrumentation extends QuerytrailInstrumentation<DrizzleIns
   private stamp<T>(object: T, session: DrizzleBuilder['session'], below: Function): T {
     guarded('drizzle construction', () => {
       const binding = pgTargetOf(session?.client, getRuntime().databases);
-      (object as DrizzleBuilder)[TRAIL] = this.startTrail(below, { binding });
+      // awaited where it is built, and sent from its own `then`, where no application frame is on the stack:
+      // its construction is the only line known when it starts running
+      (object as DrizzleBuilder)[TRAIL] = this.startTrail(below, { binding, eager: true });
     });
     return object;
   }

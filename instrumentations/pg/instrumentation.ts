@@ -1,6 +1,6 @@
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { SiteRef } from '../../src/callsite';
-import type { CapturePolicy } from '../../src/config';
+import { capturePolicyOf } from '../../src/config';
 import { executionSite } from '../../src/execution-site';
 import { guarded, internalErrorOccurred } from '../../src/guard';
 import type { TrackedQuery, QueryTracker } from '../../src/query-tracker';
@@ -71,8 +71,12 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
   protected override readonly unsupportedConsequence = 'its queries are not traced';
 
   protected override defaults(): Partial<PgInstrumentationConfig> {
-    const { capture, connectSpans, recordParameters } = getRuntime().config;
-    return { capture, connectSpans, recordParameters };
+    const { config } = getRuntime();
+    return {
+      capture: capturePolicyOf(config),
+      connectSpans: config.connectSpans,
+      recordParameters: config.recordParameters,
+    };
   }
 
   protected override init() {
@@ -137,10 +141,6 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const endsOnPromise =
       execution?.trail !== undefined && typeof args[1] !== 'function' && typeof args[2] !== 'function';
     return { text, statement, site, endsOnPromise };
-  }
-
-  private capturePolicy(): CapturePolicy {
-    return this.getConfig().capture ?? 'auto';
   }
 
   private patchClientQuery(original: QueryFn): QueryFn {

@@ -116,7 +116,8 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
     if (running !== undefined) {
       return running.binding === binding && running.pool === pool ? running : { ...running, binding, pool };
     }
-    const trail = this.startTrail(below, { binding });
+    // usually awaited where it is made: its construction is where it runs
+    const trail = this.startTrail(below, { binding, eager: true });
     if (pool !== undefined) trail.pool = pool;
     return trail;
   }
@@ -163,7 +164,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
         const client = rawClientOf(this);
         const binding = client === undefined ? undefined : bindingOf(client);
         if (binding === undefined) return undefined;
-        const started = instrumentation.startTrail($transaction, { binding, kind: 'transaction' });
+        const started = instrumentation.startTrail($transaction, { binding, kind: 'transaction', eager: true });
         transactionClients.set(started, client as PrismaRawClient);
         return started;
       });

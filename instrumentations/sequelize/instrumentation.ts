@@ -145,7 +145,7 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
       const trail = guarded('sequelize call', () => {
         const sequelize = instanceOf(this);
         if (!isPostgres(sequelize) || runningCall(SEQUELIZE) !== undefined) return undefined;
-        const call = instrumentation.startTrail(modelCall, { binding: bindingsOf(sequelize).primary });
+        const call = instrumentation.startTrail(modelCall, { binding: bindingsOf(sequelize).primary, eager: true });
         const options = args.find((arg) => arg !== null && typeof arg === 'object' && 'include' in arg) as
           { include?: unknown } | undefined;
         for (const model of foreignIncludes(sequelize, options?.include, 0, [])) {
@@ -177,7 +177,7 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
         let call = currentExecution()?.trail;
         if (call?.library !== SEQUELIZE) {
           ownCall = true;
-          call = instrumentation.startTrail(query, { binding: bindings.primary });
+          call = instrumentation.startTrail(query, { binding: bindings.primary, eager: true });
         }
         if (!bindings.replicated) return call;
         const pool = poolOf(options);
@@ -199,7 +199,11 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
     return function transaction(this: SequelizeInstance, ...args: unknown[]) {
       const trail = guarded('sequelize transaction', () =>
         isPostgres(this)
-          ? instrumentation.startTrail(transaction, { binding: bindingsOf(this).primary, kind: 'transaction' })
+          ? instrumentation.startTrail(transaction, {
+              binding: bindingsOf(this).primary,
+              kind: 'transaction',
+              eager: true,
+            })
           : undefined,
       );
       if (trail === undefined) return original.apply(this, args);

@@ -178,9 +178,15 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
     ]);
   }
 
+  /**
+   * Captured under `lean` too: calls run what they build, and a lazy relation's loader builds its builder in
+   * the app's property access and runs it from a promise, where no application frame is left.
+   */
   private newTrail(dataSource: TypeormDataSource | undefined, kind: TrailKind, below: Function): Trail | undefined {
     const bindings = bindingsOf(dataSource);
-    return bindings === undefined ? undefined : this.startTrail(below, { binding: bindings.primary, kind });
+    return bindings === undefined
+      ? undefined
+      : this.startTrail(below, { binding: bindings.primary, kind, eager: true });
   }
 
   /** Every builder makes its expression map first: a new builder's trail starts here. */

@@ -11,13 +11,15 @@ function withPolicy(policy: CapturePolicy) {
   return {
     executionSite: (shape: string, below: Function) => sites.executionSite(shape, below, policy),
     constructionSite: (below: Function, phase: 'init' | 'request' | 'job') =>
-      sites.constructionSite(below, phase, policy),
+      sites.constructionSite(below, phase, policy, false),
+    eagerCallSite: (below: Function, phase: 'init' | 'request' | 'job') =>
+      sites.constructionSite(below, phase, policy, true),
     constructionForSpan: (shape: string, ref: StackCapture) => sites.objectSite('construction', 'knex', shape, ref),
     completionSite: (shape: string, below: Function) => sites.completionSite(shape, below, policy),
     learn: sites.learn.bind(sites),
-    captureNextTime: (shape: string) => sites.hazardFired(shape, undefined, undefined),
+    captureNextTime: (shape: string) => sites.hazardFired(shape, undefined, undefined, false),
     captureConstructionsForAWhile: () =>
-      sites.hazardFired('', undefined, { site: undefined, parent: undefined, parts: undefined } as never),
+      sites.hazardFired('', undefined, { site: undefined, parent: undefined, parts: undefined } as never, true),
   };
 }
 
@@ -68,6 +70,30 @@ describe('call sites', () => {
   });
 });
 
+describe('capture depth', () => {
+  // A dependency (under node_modules) that runs `fn` `depth` frames below its caller, as an ORM does.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qt-depth-'));
+  const orm = path.join(dir, 'node_modules', 'orm', 'index.js');
+  fs.mkdirSync(path.dirname(orm), { recursive: true });
+  fs.writeFileSync(
+    orm,
+    'exports.call = function call(depth, fn) { return depth === 0 ? fn() : [call(depth - 1, fn)][0]; };',
+  );
+  const { call } = require(orm) as { call: (depth: number, fn: () => StackCapture) => StackCapture };
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('takes as many frames as the application frame lay below, and the whole depth after one was cut short', () => {
+    const patched = (): StackCapture => new StackCapture(patched); // the patched ORM function
+    const file = (capture: StackCapture) => capture.resolve()?.file;
+    const learning = Array.from({ length: 3 }, () => call(2, patched)); // 40 frames each
+    expect(learning.map(file)).toEqual([__filename, __filename, __filename]);
+    // learned: 3 ORM frames and a margin of 4; a path 20 frames deep is cut short once, then taken whole
+    expect(file(call(20, patched))).toBeUndefined();
+    expect(file(call(20, patched))).toBe(__filename);
+    expect(file(call(2, patched))).toBe(__filename);
+  });
+});
+
 describe('SiteCapture: the auto capture policy', () => {
   const site = internSite('/app/a.js', 1, 1);
   const other = internSite('/app/b.js', 2, 2);
@@ -106,6 +132,8 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(lean.constructionSite(captureHere, 'init')).toBeInstanceOf(StackCapture);
     expect(lean.constructionSite(captureHere, 'request')).toBeUndefined();
     expect(lean.constructionSite(captureHere, 'job')).toBeUndefined();
+    // a call that runs what it builds: the capture is where it runs
+    expect(lean.eagerCallSite(captureHere, 'request')).toBeInstanceOf(StackCapture);
     lean.captureConstructionsForAWhile();
     expect(lean.constructionSite(captureHere, 'request')).toBeInstanceOf(StackCapture);
     expect(withPolicy('off').constructionSite(captureHere, 'init')).toBeUndefined();
