@@ -25,16 +25,21 @@ let inScope = (fn) => fn();
 if (variant.startsWith('querytrail')) {
   const qt = require(variant === 'querytrail (baseline)' ? process.env.QT_BENCH_BASELINE : '../dist/src/index.js');
   inScope = (fn) => qt.runInJob('bench', fn);
-  qt.configureQuerytrail({ console: 'off', capture: variant === 'querytrail (lean)' ? 'lean' : 'auto' });
-  const libraries = [
-    qt.PgInstrumentation,
-    qt.KnexInstrumentation,
-    qt.DrizzleInstrumentation,
-    qt.KyselyInstrumentation,
-    qt.SequelizeInstrumentation,
-    qt.TypeormInstrumentation,
-    qt.PrismaInstrumentation,
-  ];
+  // `querytrail`: the defaults (capture lean); `querytrail (auto)`: every query object captured where built
+  qt.configureQuerytrail({ console: 'off', capture: variant === 'querytrail (auto)' ? 'auto' : undefined });
+  // `querytrail (PgInstrumentation alone)`: only the driver's, as a user adds it to an existing setup
+  const alone = variant === 'querytrail (PgInstrumentation alone)';
+  const libraries = alone
+    ? [qt.PgInstrumentation]
+    : [
+        qt.PgInstrumentation,
+        qt.KnexInstrumentation,
+        qt.DrizzleInstrumentation,
+        qt.KyselyInstrumentation,
+        qt.SequelizeInstrumentation,
+        qt.TypeormInstrumentation,
+        qt.PrismaInstrumentation,
+      ];
   registerInstrumentations({ instrumentations: libraries.map((Instrumentation) => new Instrumentation()) });
 } else if (variant === 'OTel contrib') {
   const { PgInstrumentation } = require('@opentelemetry/instrumentation-pg');

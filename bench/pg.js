@@ -11,8 +11,10 @@ const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 10000);
 const WARMUP = Number(process.env.QT_BENCH_WARMUP ?? 3000);
 // QT_BENCH_BASELINE=<another checkout's dist/src/index.js> adds `querytrail (baseline)`: a refactor measured
 // against the code it replaces, interleaved in the same run.
-const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (lean)'];
+const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (auto)'];
 if (process.env.QT_BENCH_BASELINE) VARIANTS.push('querytrail (baseline)');
+// QT_BENCH_PG_ALONE=1 adds querytrail's PgInstrumentation registered alone (raw pg workloads are its measure)
+if (process.env.QT_BENCH_PG_ALONE) VARIANTS.push('querytrail (PgInstrumentation alone)');
 const ALL_WORKLOADS = [
   'SELECT 1',
   'PK lookup',
@@ -124,7 +126,11 @@ async function main() {
     console.log(
       `  querytrail / OTel contrib, added CPU per round: median [min–max] ${range(ratio('querytrail', 'OTel contrib'))}`,
     );
-    console.log(`  lean / OTel contrib: ${range(ratio('querytrail (lean)', 'OTel contrib'))}`);
+    console.log(`  auto / OTel contrib: ${range(ratio('querytrail (auto)', 'OTel contrib'))}`);
+    if (byVariant['querytrail (PgInstrumentation alone)']) {
+      const alone = range(ratio('querytrail (PgInstrumentation alone)', 'OTel contrib'));
+      console.log(`  PgInstrumentation alone / OTel contrib: ${alone}`);
+    }
     if (byVariant['querytrail (baseline)']) {
       console.log(`  querytrail / its baseline: ${range(ratio('querytrail', 'querytrail (baseline)'))}`);
     }

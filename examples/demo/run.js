@@ -61,6 +61,9 @@ async function main() {
       QT_STANDBY: topology.pair.standby,
       QT_ANALYTICS: topology.analytics,
       QUERYTRAIL_EXPORT_FILE: exportFile,
+      // every query object captured where it is built, so each first warning names every site (the default,
+      // lean, captures knex and kysely builders made in requests only after a hazard lacked their site)
+      QUERYTRAIL_CAPTURE: process.env.QUERYTRAIL_CAPTURE ?? 'auto',
       QUERYTRAIL_DATABASES: [
         `main=postgres://127.0.0.1:${primary.port}/qt_app?role=primary`,
         `main_ro=postgres://127.0.0.1:${standby.port}/qt_app?role=replica`,
@@ -69,7 +72,7 @@ async function main() {
       OTEL_TRACES_EXPORTER: process.env.OTEL_TRACES_EXPORTER ?? 'none',
       OTEL_METRICS_EXPORTER: process.env.OTEL_METRICS_EXPORTER ?? 'none',
     };
-    console.log(`\n$ node --require querytrail/agent examples/demo/app.js\n`);
+    console.log(`\n$ QUERYTRAIL_CAPTURE=auto node --require querytrail/agent examples/demo/app.js\n`);
     const agent = require.resolve('querytrail/agent');
     const run = spawnSync(process.execPath, ['--require', agent, path.join(__dirname, 'app.js')], {
       env,

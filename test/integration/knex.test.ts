@@ -4,6 +4,7 @@ import {
   hazardEvent as event,
   hazardsOf,
   lineOf,
+  autoCaptureEnv,
   ormFixtureEnv,
   runFixture,
   spansInRoute,
@@ -14,7 +15,7 @@ const line = (name: string) => lineOf(FIXTURE, name);
 
 describe('knex: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
-    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/seed'] });
+    const run = await runFixture('knex-app.js', { env: autoCaptureEnv(), args: ['/seed'] });
     expect(run.code).toBe(0);
     // knex compiled the analytics sub-query into SQL for qt_app: ids of qt_app, not analytics' [3]
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n');
@@ -66,7 +67,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('finds nothing wrong in same-database sub-queries and transactions', async () => {
-    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/same-db', '/transaction'] });
+    const run = await runFixture('knex-app.js', { env: autoCaptureEnv(), args: ['/same-db', '/transaction'] });
     expect(run.stdout).toBe('/same-db 200 [1,2]\n/transaction 200 3\n');
     const spans = [...spansInRoute(run.spans, 'GET /same-db'), ...spansInRoute(run.spans, 'GET /transaction')];
     expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
@@ -77,7 +78,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('says that knex re-bound an embedded raw to the outer database for good', async () => {
-    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/raw'] });
+    const run = await runFixture('knex-app.js', { env: autoCaptureEnv(), args: ['/raw'] });
     expect(run.stdout).toBe('/raw 200 {"embedded":[1,2,3],"alone":[1,2,3]}\n');
     const [embedded, alone] = spansInRoute(run.spans, 'GET /raw');
     expect(event(embedded, 'cross_database_query')['querytrail.hazard.message']).toMatch(
@@ -89,7 +90,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('flags a query object cached across requests', async () => {
-    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/cached', '/cached'] });
+    const run = await runFixture('knex-app.js', { env: autoCaptureEnv(), args: ['/cached', '/cached'] });
     const [first, second] = spansInRoute(run.spans, 'GET /cached');
     expect(hazardsOf(first)).toEqual([]);
     expect(hazardsOf(second)).toEqual(['cross_request_reuse']);
@@ -98,7 +99,7 @@ describe('knex: the seed scenario', () => {
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
     const run = await runFixture('knex-app.js', {
-      env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' },
+      env: { ...autoCaptureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' },
       args: ['/seed', '/same-db'],
     });
     expect(run.stdout).toBe(
@@ -109,11 +110,8 @@ describe('knex: the seed scenario', () => {
     expect(span.attributes['db.response.status_code']).toBeUndefined(); // the server never answered it
   });
 
-  it('with QUERYTRAIL_CAPTURE=lean, detects on the first occurrence and names the request-built part from the next', async () => {
-    const run = await runFixture('knex-app.js', {
-      env: { ...ormFixtureEnv(), QUERYTRAIL_CAPTURE: 'lean' },
-      args: ['/seed', '/seed'],
-    });
+  it('by default (lean), detects on the first occurrence, names where it ran, and the request-built part from the next', async () => {
+    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/seed', '/seed'] });
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n/seed 200 [1,2,3]\n');
     const [first, second] = spansInRoute(run.spans, 'GET /seed');
     for (const span of [first, second]) {
@@ -125,10 +123,13 @@ describe('knex: the seed scenario', () => {
       'a site not recorded (QUERYTRAIL_CAPTURE)',
     );
     expect(event(second, 'cross_database_query')['querytrail.hazard.part.line']).toBe(line('seed'));
+    // where it ran is named from the first: V8's async frames at the driver
+    expect(first.attributes).toMatchObject({ 'code.file.path': FIXTURE, 'code.line.number': line('seed') });
+    expect(first.attributes['querytrail.construction.line']).toBeUndefined();
   });
 
   it('carries the trail into .stream() runs', async () => {
-    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: ['/stream'] });
+    const run = await runFixture('knex-app.js', { env: autoCaptureEnv(), args: ['/stream'] });
     expect(run.stdout).toBe('/stream 200 [1,2,3]\n');
     const [span] = spansInRoute(run.spans, 'GET /stream');
     // the clone is built where it runs; its lineage root, with the frozen cut-off, at init
@@ -145,7 +146,7 @@ describe('knex: the seed scenario', () => {
   });
 
   it('runs init-time queries without a hazard', async () => {
-    const run = await runFixture('knex-app.js', { env: ormFixtureEnv(), args: [] });
+    const run = await runFixture('knex-app.js', { env: autoCaptureEnv(), args: [] });
     const init = run.spans.find((s) => String(s.attributes['db.query.text']).includes('at_init'))!;
     expect(init.attributes).toMatchObject({
       'querytrail.library': 'knex',

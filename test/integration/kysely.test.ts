@@ -6,7 +6,7 @@ import {
   hazardsOf,
   installedVersion,
   lineOf,
-  ormFixtureEnv,
+  autoCaptureEnv,
   runFixture,
   spansInRoute,
   topology,
@@ -20,7 +20,7 @@ const line = (name: string) => lineOf(FIXTURE, name);
 
 describe('kysely: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
-    const run = await runFixture('kysely-app.mjs', { env: ormFixtureEnv(), nodeArgs: ESM, args: ['/seed'] });
+    const run = await runFixture('kysely-app.mjs', { env: autoCaptureEnv(), nodeArgs: ESM, args: ['/seed'] });
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('/seed 200 [1,2,3]\n'); // the analytics sub-query ran on qt_app
     const [span] = spansInRoute(run.spans, 'GET /seed');
@@ -48,7 +48,7 @@ describe('kysely: the seed scenario', () => {
 
   it('finds foreign sub-queries in CTEs, sql templates, streamed queries and selectFrom(subquery)', async () => {
     const run = await runFixture('kysely-app.mjs', {
-      env: ormFixtureEnv(),
+      env: autoCaptureEnv(),
       nodeArgs: ESM,
       args: ['/cte', '/raw', '/stream', '/from-subquery'],
     });
@@ -70,7 +70,7 @@ describe('kysely: the seed scenario', () => {
 
   it('finds nothing wrong in same-database sub-queries, expression sub-queries and transactions', async () => {
     const run = await runFixture('kysely-app.mjs', {
-      env: ormFixtureEnv(),
+      env: autoCaptureEnv(),
       nodeArgs: ESM,
       args: ['/same-db', '/expression', '/transaction'],
     });
@@ -91,7 +91,7 @@ describe('kysely: the seed scenario', () => {
 
   it('flags a builder cached by one request and run by another', async () => {
     const run = await runFixture('kysely-app.mjs', {
-      env: ormFixtureEnv(),
+      env: autoCaptureEnv(),
       nodeArgs: ESM,
       args: ['/cached', '/cached'],
     });
@@ -104,7 +104,7 @@ describe('kysely: the seed scenario', () => {
 
   it('in strict mode, rejects the cross-database query before it reaches the server', async () => {
     const run = await runFixture('kysely-app.mjs', {
-      env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' },
+      env: { ...autoCaptureEnv(), QUERYTRAIL_STRICT: 'cross_database_query' },
       nodeArgs: ESM,
       args: ['/seed', '/same-db'],
     });
@@ -119,7 +119,11 @@ describe('kysely: the seed scenario', () => {
 
 describe('kysely-replication: routed at execution', () => {
   it('reports the server each query really ran on, and a FOR UPDATE routed to the replica', async () => {
-    const run = await runFixture('kysely-app.mjs', { env: ormFixtureEnv(), nodeArgs: ESM, args: ['/routed', '/lock'] });
+    const run = await runFixture('kysely-app.mjs', {
+      env: autoCaptureEnv(),
+      nodeArgs: ESM,
+      args: ['/routed', '/lock'],
+    });
     expect(run.stdout).toBe('/routed 200 [1]\n/lock 500 {"name":"error","code":"25006"}\n');
     const primaryPort = Number(new URL(topology().pair.primary).port);
     const standbyPort = Number(new URL(topology().pair.standby).port);
@@ -145,7 +149,7 @@ describe('kysely: a CommonJS app', () => {
   const cjs = path.join(FIXTURES, 'kysely-cjs.js');
   if (semver.lt(KYSELY_VERSION, '0.29.0')) {
     it('is instrumented through the CommonJS build', async () => {
-      const run = await runFixture('kysely-cjs.js', { env: ormFixtureEnv() });
+      const run = await runFixture('kysely-cjs.js', { env: autoCaptureEnv() });
       expect(run.code).toBe(0);
       expect(run.stdout).toBe('[1,2,3]\n');
       expect(run.spans.length).toBe(1);
@@ -160,7 +164,7 @@ describe('kysely: a CommonJS app', () => {
     });
   } else {
     it(`says that kysely ${KYSELY_VERSION}, an ES module loaded with require(), is not instrumented`, async () => {
-      const run = await runFixture('kysely-cjs.js', { env: ormFixtureEnv() });
+      const run = await runFixture('kysely-cjs.js', { env: autoCaptureEnv() });
       expect(run.code).toBe(0);
       expect(run.stdout).toBe('[1,2,3]\n');
       expect(run.stderr).toContain(

@@ -28,6 +28,15 @@ export function ormFixtureEnv(): Record<string, string> {
   return { QT_PRIMARY: primary, QT_ANALYTICS: analytics, QT_PAIR_PRIMARY: pair.primary, QT_STANDBY: pair.standby };
 }
 
+/**
+ * The fixture env under QUERYTRAIL_CAPTURE=auto: every query object captured where it is built, so first
+ * warnings name every site. The default (lean) leaves knex and kysely builders made in requests uncaptured
+ * until a hazard lacked their site; tests of what a first warning names use this.
+ */
+export function autoCaptureEnv(): Record<string, string> {
+  return { ...ormFixtureEnv(), QUERYTRAIL_CAPTURE: 'auto' };
+}
+
 export interface ExportedSpan {
   name: string;
   traceId: string;
