@@ -20,7 +20,7 @@ import {
   UNTRACKED_READS_COUNTER,
   IN_FLIGHT_GAUGE,
 } from './attributes';
-import { resolveSite, SiteRef, StackCapture } from './callsite';
+import { CallSite, resolveSite, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef, DbRole, ServerFacts } from './database';
 import { internalErrorOccurred } from './guard';
@@ -278,7 +278,9 @@ export class QueryTracker {
       }
       // a capture teaches the site of its shape whether or not the span is sampled: unlearned, every run
       // of it would be captured again
-      if (start.site instanceof StackCapture) this.sites.learn(start.statement.text, start.site, start.site.resolve());
+      if (start.site instanceof StackCapture && start.site !== start.trail?.site) {
+        this.sites.learn(start.statement.text, start.site, start.site.resolve());
+      }
       // in the driver's completion handler: the awaiting line is on the stack now, not later
       if (span.isRecording()) this.recordSites(query, completion);
       if (error === undefined && start.statement.isWrite && start.scope !== undefined) {
@@ -358,12 +360,25 @@ export class QueryTracker {
   private trackRead(start: QueryStart, scope: Scope): ReadFacts | undefined {
     const { trail } = start;
     const site =
-      resolveSite(start.site) ??
+      this.executionSiteOf(start) ??
       (trail && this.sites.objectSite('construction', trail.library.name, start.statement.text, trail.site));
     const hash = hashRead(start.text, start.parameters);
     const read = (scope.ledger ??= new ScopeLedger()).recordRead(start.statement, start.server.ref, site, hash);
     if (read === undefined) this.untrackedReads?.add(1);
     return read;
+  }
+
+  /**
+   * The line that ran a query, for spans and request ledgers. An eager call's is its construction capture,
+   * a new one every run: learned per statement shape like the others rather than formatted every run
+   * (hazard messages format their own).
+   */
+  private executionSiteOf(start: QueryStart): CallSite | undefined {
+    const { site, trail } = start;
+    if (trail !== undefined && site === trail.site && site instanceof StackCapture) {
+      return this.sites.objectSite('construction', trail.library.name, start.statement.text, site);
+    }
+    return resolveSite(site);
   }
 
   /**
@@ -392,7 +407,7 @@ export class QueryTracker {
   private recordSites(query: TrackedQuery, completion: Function | undefined): void {
     const { span, start } = query;
     const { trail, statement } = start;
-    let site = resolveSite(start.site);
+    let site = this.executionSiteOf(start);
     if (site === undefined && trail !== undefined && completion !== undefined) {
       site = this.sites.completionSite(statement.text, completion, start.capture);
     }
