@@ -20,7 +20,7 @@ import {
   UNTRACKED_READS_COUNTER,
   IN_FLIGHT_GAUGE,
 } from './attributes';
-import { CallSite, resolveSite, SiteRef, StackCapture } from './callsite';
+import { resolveSite, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef, DbRole, ServerFacts } from './database';
 import { internalErrorOccurred } from './guard';
@@ -360,25 +360,12 @@ export class QueryTracker {
   private trackRead(start: QueryStart, scope: Scope): ReadFacts | undefined {
     const { trail } = start;
     const site =
-      this.executionSiteOf(start) ??
+      resolveSite(start.site) ??
       (trail && this.sites.objectSite('construction', trail.library.name, start.statement.text, trail.site));
     const hash = hashRead(start.text, start.parameters);
     const read = (scope.ledger ??= new ScopeLedger()).recordRead(start.statement, start.server.ref, site, hash);
     if (read === undefined) this.untrackedReads?.add(1);
     return read;
-  }
-
-  /**
-   * The line that ran a query, for spans and request ledgers. An eager call's is its construction capture,
-   * a new one every run: learned per statement shape like the others rather than formatted every run
-   * (hazard messages format their own).
-   */
-  private executionSiteOf(start: QueryStart): CallSite | undefined {
-    const { site, trail } = start;
-    if (trail !== undefined && site === trail.site && site instanceof StackCapture) {
-      return this.sites.objectSite('construction', trail.library.name, start.statement.text, site);
-    }
-    return resolveSite(site);
   }
 
   /**
@@ -407,7 +394,7 @@ export class QueryTracker {
   private recordSites(query: TrackedQuery, completion: Function | undefined): void {
     const { span, start } = query;
     const { trail, statement } = start;
-    let site = this.executionSiteOf(start);
+    let site = resolveSite(start.site);
     if (site === undefined && trail !== undefined && completion !== undefined) {
       site = this.sites.completionSite(statement.text, completion, start.capture);
     }

@@ -70,6 +70,27 @@ describe('call sites', () => {
   });
 });
 
+describe('an installed stack formatter (jest maps positions of code it compiled)', () => {
+  it('maps a position through it once: the same position later is the same site, without asking again', () => {
+    const previous = Error.prepareStackTrace;
+    let asked = 0;
+    // a formatter that moves every position 100 lines down, as a transform's source map would
+    Error.prepareStackTrace = (_err, frames) => {
+      asked++;
+      const frame = frames[0];
+      return `Error\n    at ${frame.getFileName()}:${(frame.getLineNumber() ?? 0) + 100}:${frame.getColumnNumber()}`;
+    };
+    try {
+      const sites = [0, 1].map(() => captureHere().resolve()); // one position, two captures
+      expect(sites[0]).toBe(sites[1]);
+      expect(sites[0]?.line).toBeGreaterThan(100);
+      expect(asked).toBe(1);
+    } finally {
+      Error.prepareStackTrace = previous;
+    }
+  });
+});
+
 describe('capture depth', () => {
   // A dependency (under node_modules) that runs `fn` `depth` frames below its caller, as an ORM does.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qt-depth-'));
