@@ -1,5 +1,6 @@
 import type { SiteRef } from './callsite';
 import type { CapturePolicy } from './config';
+import { Scope, siteScopeOf } from './scope';
 import type { Execution } from './seam';
 import type { SiteCapture } from './site-capture';
 
@@ -22,9 +23,10 @@ export function executionSite(
   below: Function,
   capture: CapturePolicy,
   sites: SiteCapture,
+  scope: Scope | undefined,
 ): SiteRef | undefined {
   const from = execution?.from;
   if (typeof from === 'object') return from;
   if (from === 'construction' && execution?.trail.site !== undefined) return execution.trail.site;
-  return sites.executionSite(shape, below, capture);
+  return sites.executionSite(shape, below, capture, siteScopeOf(scope));
 }

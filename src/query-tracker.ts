@@ -28,7 +28,7 @@ import { Hazard, HAZARD_RULES, HazardRule, NAMES_QUERY_OBJECT, QueryExecution } 
 import { describeBinding } from './hazards/describe';
 import { hashRead, ReadFacts, ScopeLedger, transactionControlOf } from './ledger';
 import { HazardPipeline, QueryTrailHazardError } from './report';
-import { describeScope, Phase, phaseOf, routeOf, Scope } from './scope';
+import { describeScope, Phase, phaseOf, routeOf, Scope, siteScopeOf } from './scope';
 import type { SiteCapture } from './site-capture';
 import type { StatementInfo } from './statement';
 import { LibraryProfile, lineageRoot, Trail } from './trail';
@@ -279,7 +279,7 @@ export class QueryTracker {
       // a capture teaches the site of its shape whether or not the span is sampled: unlearned, every run
       // of it would be captured again
       if (start.site instanceof StackCapture && start.site !== start.trail?.site) {
-        this.sites.learn(start.statement.text, start.site, start.site.resolve());
+        this.sites.learn(start.statement.text, start.site, start.site.resolve(), siteScopeOf(start.scope));
       }
       // in the driver's completion handler: the awaiting line is on the stack now, not later
       if (span.isRecording()) this.recordSites(query, completion);
@@ -361,7 +361,14 @@ export class QueryTracker {
     const { trail } = start;
     const site =
       resolveSite(start.site) ??
-      (trail && this.sites.objectSite('construction', trail.library.name, start.statement.text, trail.site));
+      (trail &&
+        this.sites.objectSite(
+          'construction',
+          trail.library.name,
+          start.statement.text,
+          trail.site,
+          siteScopeOf(scope),
+        ));
     const hash = hashRead(start.text, start.parameters);
     const read = (scope.ledger ??= new ScopeLedger()).recordRead(start.statement, start.server.ref, site, hash);
     if (read === undefined) this.untrackedReads?.add(1);
@@ -394,18 +401,19 @@ export class QueryTracker {
   private recordSites(query: TrackedQuery, completion: Function | undefined): void {
     const { span, start } = query;
     const { trail, statement } = start;
+    const scopeKey = siteScopeOf(start.scope);
     let site = resolveSite(start.site);
     if (site === undefined && trail !== undefined && completion !== undefined) {
-      site = this.sites.completionSite(statement.text, completion, start.capture);
+      site = this.sites.completionSite(statement.text, completion, start.capture, scopeKey);
     }
     if (site) span.setAttributes(site.codeAttributes);
     if (trail === undefined) return;
     const library = trail.library.name;
-    const construction = this.sites.objectSite('construction', library, statement.text, trail.site);
+    const construction = this.sites.objectSite('construction', library, statement.text, trail.site, scopeKey);
     if (construction !== undefined && construction !== site) span.setAttributes(construction.constructionAttributes);
     if (trail.parent === undefined) return;
     const origin = lineageRoot(trail);
-    const originSite = this.sites.objectSite('origin', library, statement.text, origin.site);
+    const originSite = this.sites.objectSite('origin', library, statement.text, origin.site, scopeKey);
     if (originSite !== undefined && originSite !== construction) span.setAttributes(originSite.originAttributes);
     span.setAttribute(ATTR.ORIGIN_PHASE, origin.phase);
     span.setAttribute(ATTR.ORIGIN_AGE_MS, Date.now() - origin.createdAt);
@@ -443,7 +451,7 @@ export class QueryTracker {
     if (hazards.length === 0) return undefined;
     if (query.read !== undefined && hazards.some((h) => h.code === 'n_plus_one')) query.read.group.reported = true;
     const namesObject = hazards.some((h) => h.site === undefined || NAMES_QUERY_OBJECT.has(h.code));
-    this.sites.hazardFired(statement.text, resolveSite(start.site), trail, namesObject);
+    this.sites.hazardFired(statement.text, resolveSite(start.site), trail, namesObject, siteScopeOf(scope));
     return this.hazards.report(hazards, {
       span: query.span,
       namespace: execution.ran.namespace,

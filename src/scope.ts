@@ -65,6 +65,15 @@ export function withScope<T>(scope: Scope, fn: () => T, ctx: Context = context.a
 }
 
 /**
+ * What call sites are learned per (src/site-capture.ts): the request's matched route (express's route
+ * object: one per route), or the job's name; undefined outside both, and for requests no router matched.
+ */
+export function siteScopeOf(scope: Scope | undefined): unknown {
+  if (scope === undefined) return undefined;
+  return scope.kind === 'job' ? scope.name : scope.request.route;
+}
+
+/**
  * The route template of a request (`GET /patients/:id`) when a router (express) has matched one,
  * read at the moment of the query because routing happens after the request starts.
  */

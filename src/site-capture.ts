@@ -19,8 +19,27 @@ interface ShapeSites {
   alwaysCapture: boolean;
 }
 
-/** What is learned per statement shape: where it runs, where its run completes, where its objects are built. */
+/** Where a query object, or the first of its derivation chain, was built. */
 export type SiteKind = 'construction' | 'origin';
+/** Routes and job names whose sites are learned apart; past this many, the rest share one table. */
+const MAX_SCOPES = 1000;
+
+/**
+ * Statement shapes and their sites, learned apart per route or job (siteScopeOf): the same statement sent
+ * from two routes is sent from two lines, and a site learned in one must not name the other's.
+ */
+class LearnedSites {
+  private readonly byScope = new Map<unknown, Map<string, ShapeSites>>();
+
+  shapes(scopeKey: unknown): Map<string, ShapeSites> {
+    let shapes = this.byScope.get(scopeKey);
+    if (shapes === undefined) {
+      if (this.byScope.size >= MAX_SCOPES) return this.shapes(undefined);
+      this.byScope.set(scopeKey, (shapes = new Map()));
+    }
+    return shapes;
+  }
+}
 
 /**
  * When querytrail pays for a stack capture; each instrumentation's `capture` option is its policy.
@@ -34,10 +53,10 @@ export type SiteKind = 'construction' | 'origin';
  * requests and jobs captured on demand (see constructionSite).
  */
 export class SiteCapture {
-  private readonly executions = new Map<string, ShapeSites>();
-  private readonly completions = new Map<string, ShapeSites>();
-  /** Formatted construction and origin sites, per library and shape. */
-  private readonly objectSites: Record<SiteKind, Map<string, Map<string, ShapeSites>>> = {
+  private readonly executions = new LearnedSites();
+  private readonly completions = new LearnedSites();
+  /** Formatted construction and origin sites, per library. */
+  private readonly objectSites: Record<SiteKind, Map<string, LearnedSites>> = {
     construction: new Map(),
     origin: new Map(),
   };
@@ -59,10 +78,10 @@ export class SiteCapture {
   }
 
   /** Called synchronously in the application's call into the driver; `below` is the driver entry point. */
-  executionSite(shape: string, below: Function, policy: CapturePolicy): SiteRef | undefined {
+  executionSite(shape: string, below: Function, policy: CapturePolicy, scopeKey: unknown): SiteRef | undefined {
     if (policy === 'off') return undefined;
     if (policy !== 'all') {
-      const learned = confirmedSites(this.executions, shape);
+      const learned = confirmedSites(this.executions.shapes(scopeKey), shape);
       if (learned !== undefined) return learned.site;
     }
     return new StackCapture(below);
@@ -74,13 +93,14 @@ export class SiteCapture {
    * driver's completion handler runs in the awaiting chain, so a capture there names the awaiting line.
    * Called when a query object's span is recorded without an execution site; `below` is that handler.
    */
-  completionSite(shape: string, below: Function, policy: CapturePolicy): CallSite | undefined {
+  completionSite(shape: string, below: Function, policy: CapturePolicy, scopeKey: unknown): CallSite | undefined {
     if (policy === 'off') return undefined;
-    const learned = policy === 'all' ? undefined : confirmedSites(this.completions, shape);
+    const shapes = this.completions.shapes(scopeKey);
+    const learned = policy === 'all' ? undefined : confirmedSites(shapes, shape);
     if (learned !== undefined) return learned.site;
     const capture = new StackCapture(below);
     const site = capture.resolve();
-    if (!capture.cutShort) learn(this.completions, shape, site);
+    if (!capture.cutShort) learn(shapes, shape, site);
     return site;
   }
 
@@ -89,10 +109,17 @@ export class SiteCapture {
    * ledgers. Formatting a capture costs as much as taking it, so per (library, statement shape) captures are
    * formatted until one site is confirmed, then one in 64; hazard messages always format their own capture.
    */
-  objectSite(kind: SiteKind, library: string, shape: string, ref: SiteRef | undefined): CallSite | undefined {
+  objectSite(
+    kind: SiteKind,
+    library: string,
+    shape: string,
+    ref: SiteRef | undefined,
+    scopeKey: unknown,
+  ): CallSite | undefined {
     if (!(ref instanceof StackCapture) || ref.isResolved) return resolveSite(ref);
-    let byShape = this.objectSites[kind].get(library);
-    if (byShape === undefined) this.objectSites[kind].set(library, (byShape = new Map()));
+    let sites = this.objectSites[kind].get(library);
+    if (sites === undefined) this.objectSites[kind].set(library, (sites = new LearnedSites()));
+    const byShape = sites.shapes(scopeKey);
     const learned = confirmedSites(byShape, shape);
     if (learned !== undefined) return learned.site;
     const site = ref.resolve();
@@ -101,8 +128,8 @@ export class SiteCapture {
   }
 
   /** Feeds back an execution-site capture once resolved (when its query finishes). */
-  learn(shape: string, ref: SiteRef | undefined, site: CallSite | undefined): void {
-    if (ref instanceof StackCapture && !ref.cutShort) learn(this.executions, shape, site);
+  learn(shape: string, ref: SiteRef | undefined, site: CallSite | undefined, scopeKey: unknown): void {
+    if (ref instanceof StackCapture && !ref.cutShort) learn(this.executions.shapes(scopeKey), shape, site);
   }
 
   /**
@@ -110,8 +137,14 @@ export class SiteCapture {
    * the execution site of this shape every time, and (under `lean`) constructions for a while, when the
    * hazard names where its query object was built (or named no site at all).
    */
-  hazardFired(shape: string, executed: CallSite | undefined, trail: Trail | undefined, namesObject: boolean): void {
-    if (executed === undefined && trail === undefined) this.captureEveryTime(shape);
+  hazardFired(
+    shape: string,
+    executed: CallSite | undefined,
+    trail: Trail | undefined,
+    namesObject: boolean,
+    scopeKey: unknown,
+  ): void {
+    if (executed === undefined && trail === undefined) this.captureEveryTime(shape, scopeKey);
     if (
       namesObject &&
       trail !== undefined &&
@@ -121,11 +154,12 @@ export class SiteCapture {
     }
   }
 
-  private captureEveryTime(shape: string): void {
-    const known = this.executions.get(shape);
+  private captureEveryTime(shape: string, scopeKey: unknown): void {
+    const shapes = this.executions.shapes(scopeKey);
+    const known = shapes.get(shape);
     if (known) known.alwaysCapture = true;
-    else if (this.executions.size < MAX_SHAPES) {
-      this.executions.set(shape, { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: true });
+    else if (shapes.size < MAX_SHAPES) {
+      shapes.set(shape, { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: true });
     }
   }
 }

@@ -136,8 +136,10 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const text = textOf(args[0]);
     if (text === undefined) return undefined;
     const statement = analyzeStatement(text, 'postgresql');
-    const execution = currentExecution();
-    const site = executionSite(execution, statement.text, below, this.capturePolicy(), getRuntime().sites);
+    const ctx = context.active();
+    const execution = currentExecution(ctx);
+    const sites = getRuntime().sites;
+    const site = executionSite(execution, statement.text, below, this.capturePolicy(), sites, currentScope(ctx));
     const endsOnPromise =
       execution?.trail !== undefined && typeof args[1] !== 'function' && typeof args[2] !== 'function';
     return { text, statement, site, endsOnPromise };
@@ -284,13 +286,16 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const pooled = pending !== undefined && pending.text === text ? pending : undefined;
     const statement = pooled ? pooled.statement : analyzeStatement(text, 'postgresql');
     const options = this.getConfig();
+    const scope = currentScope(ctx);
     const { query, rejection } = runtime.tracker.start({
       tracer: this.tracer,
       driver: PG,
       ctx,
-      scope: currentScope(ctx),
+      scope,
       trail: execution?.trail,
-      site: pooled ? pooled.site : executionSite(execution, statement.text, below, this.capturePolicy(), runtime.sites),
+      site: pooled
+        ? pooled.site
+        : executionSite(execution, statement.text, below, this.capturePolicy(), runtime.sites, scope),
       statement,
       text,
       server: serverFactsOf(client, runtime.databases),

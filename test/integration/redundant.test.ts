@@ -33,7 +33,12 @@ const SHARED: Record<string, Expected> = {
   '/shards': [],
 };
 const LIBRARIES: Library[] = [
-  { name: 'pg', fixture: 'pg.js', advice: '`= ANY($1)`', routes: { '/dataloader': [] } },
+  {
+    name: 'pg',
+    fixture: 'pg.js',
+    advice: '`= ANY($1)`',
+    routes: { '/dataloader': [], '/elsewhere': [['n_plus_one', 'elsewhere']] },
+  },
   { name: 'knex', fixture: 'knex.js', advice: '`whereIn`', routes: { '/follow': [['read_after_write', 'followed']] } },
   { name: 'drizzle', fixture: 'drizzle.js', advice: '`inArray`' },
   { name: 'kysely', fixture: 'kysely.mjs', nodeArgs: ['--import', AGENT_ESM], advice: "`where(column, 'in', ids)`" },

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { internSite, isApplicationFile, resolveSite, StackCapture } from '../../src/callsite';
+import { CallSite, internSite, isApplicationFile, resolveSite, SiteRef, StackCapture } from '../../src/callsite';
 import type { CapturePolicy } from '../../src/config';
 import { SiteCapture } from '../../src/site-capture';
 
@@ -9,17 +9,26 @@ import { SiteCapture } from '../../src/site-capture';
 function withPolicy(policy: CapturePolicy) {
   const sites = new SiteCapture();
   return {
-    executionSite: (shape: string, below: Function) => sites.executionSite(shape, below, policy),
+    executionSite: (shape: string, below: Function, scope?: unknown) =>
+      sites.executionSite(shape, below, policy, scope),
     constructionSite: (below: Function, phase: 'init' | 'request' | 'job') =>
       sites.constructionSite(below, phase, policy, false),
     eagerCallSite: (below: Function, phase: 'init' | 'request' | 'job') =>
       sites.constructionSite(below, phase, policy, true),
-    constructionForSpan: (shape: string, ref: StackCapture) => sites.objectSite('construction', 'knex', shape, ref),
-    completionSite: (shape: string, below: Function) => sites.completionSite(shape, below, policy),
-    learn: sites.learn.bind(sites),
-    captureNextTime: (shape: string) => sites.hazardFired(shape, undefined, undefined, false),
+    constructionForSpan: (shape: string, ref: StackCapture) =>
+      sites.objectSite('construction', 'knex', shape, ref, undefined),
+    completionSite: (shape: string, below: Function) => sites.completionSite(shape, below, policy, undefined),
+    learn: (shape: string, ref: SiteRef | undefined, site: CallSite | undefined, scope?: unknown) =>
+      sites.learn(shape, ref, site, scope),
+    captureNextTime: (shape: string) => sites.hazardFired(shape, undefined, undefined, false, undefined),
     captureConstructionsForAWhile: () =>
-      sites.hazardFired('', undefined, { site: undefined, parent: undefined, parts: undefined } as never, true),
+      sites.hazardFired(
+        '',
+        undefined,
+        { site: undefined, parent: undefined, parts: undefined } as never,
+        true,
+        undefined,
+      ),
   };
 }
 
@@ -130,6 +139,15 @@ describe('SiteCapture: the auto capture policy', () => {
     const refs = Array.from({ length: 64 }, () => sites.executionSite('SELECT ?', captureHere));
     expect(refs.slice(0, 63).every((r) => r === site)).toBe(true);
     expect(refs[63]).toBeInstanceOf(StackCapture);
+  });
+
+  it('learns apart per route or job: a site confirmed in one is not used for the same statement in another', () => {
+    const sites = withPolicy('auto');
+    const loopRoute = { path: '/loop' };
+    for (let i = 0; i < 3; i++) sites.learn('SELECT ?', capture(), site, loopRoute);
+    expect(sites.executionSite('SELECT ?', captureHere, loopRoute)).toBe(site);
+    expect(sites.executionSite('SELECT ?', captureHere, { path: '/lazy' })).toBeInstanceOf(StackCapture);
+    expect(sites.executionSite('SELECT ?', captureHere, 'nightly job')).toBeInstanceOf(StackCapture);
   });
 
   it('always captures a shape seen at two sites', () => {

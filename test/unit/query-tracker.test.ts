@@ -201,7 +201,7 @@ describe('QueryTracker: execution sites learned per statement shape', () => {
     const statement = analyzeStatement('SELECT id FROM items WHERE id = $1', 'postgresql');
     let captured = 0;
     for (let i = 0; i < runs; i++) {
-      const site = sites.executionSite(statement.text, capturesFor, 'auto');
+      const site = sites.executionSite(statement.text, capturesFor, 'auto', undefined);
       if (site instanceof StackCapture) captured++;
       const { query } = t.start(start({ tracer: sampledTracer, statement, site }));
       t.finish(query);
