@@ -8,7 +8,7 @@ import { SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef } from './database';
 import { getRuntime } from './runtime';
-import { currentScope, phaseOf } from './scope';
+import { currentScope, phaseOf, siteScopeOf } from './scope';
 import { KIND_LABELS, LibraryProfile, Trail, TrailKind } from './trail';
 
 export interface TrailFacts {
@@ -22,9 +22,11 @@ export interface TrailFacts {
   label?: string;
   /**
    * The call that builds it runs it (a model or repository call, a raw query, a transaction): its
-   * construction site is where it runs, so it is captured under `lean` too.
+   * construction site is where it runs, so under `lean` too it is captured until learned (SiteCapture).
    */
   eager?: boolean;
+  /** What an eager call was made on (the model, repository or client): its line is learned per receiver. */
+  receiver?: object;
 }
 
 /**
@@ -45,7 +47,12 @@ export function startTrail(
     library,
     kind,
     label: facts.label ?? KIND_LABELS[kind],
-    site: getRuntime().sites.constructionSite(below, phase, capture, facts.eager === true),
+    site: getRuntime().sites.constructionSite(
+      below,
+      phase,
+      capture,
+      facts.eager ? { receiver: facts.receiver, scopeKey: siteScopeOf(scope) } : undefined,
+    ),
     phase,
     scopeId: scope?.id,
     createdAt: Date.now(),

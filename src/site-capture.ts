@@ -41,6 +41,32 @@ class LearnedSites {
   }
 }
 
+/** A call that runs what it builds: what its line is learned per, besides the patched function. */
+export interface EagerCall {
+  /** The model, repository or client the app called it on; undefined: never learned, always captured. */
+  receiver: object | undefined;
+  /** The route or job (siteScopeOf). */
+  scopeKey: unknown;
+}
+
+/** Eager calls' lines, per route or job, patched function and receiver. */
+class LearnedCalls {
+  private readonly byScope = new Map<unknown, WeakMap<Function, WeakMap<object, ShapeSites>>>();
+
+  slot(scopeKey: unknown, below: Function, receiver: object): ShapeSites | undefined {
+    let byFunction = this.byScope.get(scopeKey);
+    if (byFunction === undefined) {
+      if (this.byScope.size >= MAX_SCOPES) return undefined;
+      this.byScope.set(scopeKey, (byFunction = new WeakMap()));
+    }
+    let byReceiver = byFunction.get(below);
+    if (byReceiver === undefined) byFunction.set(below, (byReceiver = new WeakMap()));
+    let slot = byReceiver.get(receiver);
+    if (slot === undefined) byReceiver.set(receiver, (slot = unlearned()));
+    return slot;
+  }
+}
+
 /**
  * When querytrail pays for a stack capture; each instrumentation's `capture` option is its policy.
  * Query objects are captured where they are built — unformatted, formatted only if a span or a hazard
@@ -54,6 +80,7 @@ class LearnedSites {
  */
 export class SiteCapture {
   private readonly executions = new LearnedSites();
+  private readonly eagerCalls = new LearnedCalls();
   private readonly completions = new LearnedSites();
   /** Formatted construction and origin sites, per library. */
   private readonly objectSites: Record<SiteKind, Map<string, LearnedSites>> = {
@@ -64,17 +91,34 @@ export class SiteCapture {
 
   /**
    * Called synchronously where a query object is built; `below` is querytrail's patched function.
-   * A capture costs 5–20 µs here (V8 materialises the app's optimised frames), so `lean` takes one at init
-   * (rare, and what init hazards name), for calls that run what they build (`eager`: the capture is their
-   * execution site) and, in requests and jobs, only for a while after a hazard named an object built
-   * without one.
+   * A capture costs 5–20 µs here (V8 materialises the app's optimised frames). `lean` takes one at init
+   * (rare, and what init hazards name); for a call that runs what it builds (`eager`: the capture is its
+   * execution site), until its line is learned per route or job, patched function and receiver (the model,
+   * repository or client: see eagerSite); and for other objects made in requests and jobs only for a while
+   * after a hazard named an object built without one. `auto` captures every one.
    */
-  constructionSite(below: Function, phase: Phase, policy: CapturePolicy, eager: boolean): SiteRef | undefined {
+  constructionSite(below: Function, phase: Phase, policy: CapturePolicy, eager?: EagerCall): SiteRef | undefined {
     if (policy === 'off') return undefined;
-    if (policy === 'lean' && !eager && phase !== 'init' && Date.now() >= this.captureConstructionsUntil) {
-      return undefined;
+    if (policy !== 'lean' || phase === 'init') return new StackCapture(below);
+    if (eager !== undefined) return this.eagerSite(below, eager);
+    return Date.now() < this.captureConstructionsUntil ? new StackCapture(below) : undefined;
+  }
+
+  /**
+   * An eager call's line, learned like execution sites: captured until three captures named one line, then
+   * re-checked every 64th call; captured every time once two lines were seen for the same (route or job,
+   * patched function, receiver) — the same model method called from two lines of one handler.
+   */
+  private eagerSite(below: Function, { receiver, scopeKey }: EagerCall): SiteRef | undefined {
+    if (receiver === undefined) return new StackCapture(below);
+    const learned = this.eagerCalls.slot(scopeKey, below, receiver);
+    if (learned !== undefined && !learned.alwaysCapture && learned.confirmed >= CONFIRMATIONS) {
+      if (++learned.sinceCheck < SAMPLE_EVERY) return learned.site;
+      learned.sinceCheck = 0;
     }
-    return new StackCapture(below);
+    const capture = new StackCapture(below);
+    if (learned !== undefined) capture.onResolved = (site) => confirm(learned, site);
+    return capture;
   }
 
   /** Called synchronously in the application's call into the driver; `below` is the driver entry point. */
@@ -174,9 +218,23 @@ function confirmedSites(shapes: Map<string, ShapeSites>, shape: string): ShapeSi
 }
 
 function learn(shapes: Map<string, ShapeSites>, shape: string, site: CallSite | undefined): void {
-  const known = shapes.get(shape);
+  let known = shapes.get(shape);
   if (known === undefined) {
-    if (shapes.size < MAX_SHAPES) shapes.set(shape, { site, confirmed: 1, sinceCheck: 0, alwaysCapture: false });
+    if (shapes.size >= MAX_SHAPES) return;
+    shapes.set(shape, (known = unlearned()));
+  }
+  confirm(known, site);
+}
+
+function unlearned(): ShapeSites {
+  return { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: false };
+}
+
+/** One more capture named `site`: it confirms the site learned, or shows a second one. */
+function confirm(known: ShapeSites, site: CallSite | undefined): void {
+  if (known.confirmed === 0) {
+    known.site = site;
+    known.confirmed = 1;
   } else if (known.site === site) {
     known.confirmed++;
   } else {

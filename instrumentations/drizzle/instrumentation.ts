@@ -106,7 +106,11 @@ export class DrizzleInstrumentation extends QuerytrailInstrumentation<DrizzleIns
       const binding = pgTargetOf(session?.client, getRuntime().databases);
       // awaited where it is built, and sent from its own `then`, where no application frame is on the stack:
       // its construction is the only line known when it starts running
-      (object as DrizzleBuilder)[TRAIL] = this.startTrail(below, { binding, eager: true });
+      (object as DrizzleBuilder)[TRAIL] = this.startTrail(below, {
+        binding,
+        eager: true,
+        receiver: session ?? undefined,
+      });
     });
     return object;
   }

@@ -117,7 +117,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
       return running.binding === binding && running.pool === pool ? running : { ...running, binding, pool };
     }
     // usually awaited where it is made: its construction is where it runs
-    const trail = this.startTrail(below, { binding, eager: true });
+    const trail = this.startTrail(below, { binding, eager: true, receiver: client });
     if (pool !== undefined) trail.pool = pool;
     return trail;
   }
@@ -164,7 +164,12 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
         const client = rawClientOf(this);
         const binding = client === undefined ? undefined : bindingOf(client);
         if (binding === undefined) return undefined;
-        const started = instrumentation.startTrail($transaction, { binding, kind: 'transaction', eager: true });
+        const started = instrumentation.startTrail($transaction, {
+          binding,
+          kind: 'transaction',
+          eager: true,
+          receiver: client,
+        });
         transactionClients.set(started, client as PrismaRawClient);
         return started;
       });

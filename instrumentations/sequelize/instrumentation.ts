@@ -145,7 +145,13 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
       const trail = guarded('sequelize call', () => {
         const sequelize = instanceOf(this);
         if (!isPostgres(sequelize) || runningCall(SEQUELIZE) !== undefined) return undefined;
-        const call = instrumentation.startTrail(modelCall, { binding: bindingsOf(sequelize).primary, eager: true });
+        // its line is learned per model: a model class, or an instance's class
+        const model = typeof this === 'function' ? this : (this as { constructor?: object } | null)?.constructor;
+        const call = instrumentation.startTrail(modelCall, {
+          binding: bindingsOf(sequelize).primary,
+          eager: true,
+          receiver: model,
+        });
         const options = args.find((arg) => arg !== null && typeof arg === 'object' && 'include' in arg) as
           { include?: unknown } | undefined;
         for (const model of foreignIncludes(sequelize, options?.include, 0, [])) {
@@ -177,7 +183,7 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
         let call = currentExecution()?.trail;
         if (call?.library !== SEQUELIZE) {
           ownCall = true;
-          call = instrumentation.startTrail(query, { binding: bindings.primary, eager: true });
+          call = instrumentation.startTrail(query, { binding: bindings.primary, eager: true, receiver: this });
         }
         if (!bindings.replicated) return call;
         const pool = poolOf(options);
@@ -203,6 +209,7 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
               binding: bindingsOf(this).primary,
               kind: 'transaction',
               eager: true,
+              receiver: this,
             })
           : undefined,
       );

@@ -182,11 +182,16 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
    * Captured under `lean` too: calls run what they build, and a lazy relation's loader builds its builder in
    * the app's property access and runs it from a promise, where no application frame is left.
    */
-  private newTrail(dataSource: TypeormDataSource | undefined, kind: TrailKind, below: Function): Trail | undefined {
+  private newTrail(
+    dataSource: TypeormDataSource | undefined,
+    kind: TrailKind,
+    below: Function,
+    receiver: object | undefined = dataSource,
+  ): Trail | undefined {
     const bindings = bindingsOf(dataSource);
     return bindings === undefined
       ? undefined
-      : this.startTrail(below, { binding: bindings.primary, kind, eager: true });
+      : this.startTrail(below, { binding: bindings.primary, kind, eager: true, receiver });
   }
 
   /** Every builder makes its expression map first: a new builder's trail starts here. */
@@ -210,7 +215,7 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
     return function managerCall(this: TypeormEntityManager, ...args: unknown[]) {
       const trail = guarded('typeorm call', () =>
         kind === 'transaction' || runningCall(TYPEORM) === undefined
-          ? instrumentation.newTrail(dataSourceOf(this), kind, managerCall)
+          ? instrumentation.newTrail(dataSourceOf(this), kind, managerCall, this)
           : undefined,
       );
       if (trail === undefined) return original.apply(this, args);

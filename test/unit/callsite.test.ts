@@ -12,9 +12,9 @@ function withPolicy(policy: CapturePolicy) {
     executionSite: (shape: string, below: Function, scope?: unknown) =>
       sites.executionSite(shape, below, policy, scope),
     constructionSite: (below: Function, phase: 'init' | 'request' | 'job') =>
-      sites.constructionSite(below, phase, policy, false),
-    eagerCallSite: (below: Function, phase: 'init' | 'request' | 'job') =>
-      sites.constructionSite(below, phase, policy, true),
+      sites.constructionSite(below, phase, policy, undefined),
+    eagerCallSite: (below: Function, phase: 'init' | 'request' | 'job', receiver?: object) =>
+      sites.constructionSite(below, phase, policy, { receiver, scopeKey: undefined }),
     constructionForSpan: (shape: string, ref: StackCapture) =>
       sites.objectSite('construction', 'knex', shape, ref, undefined),
     completionSite: (shape: string, below: Function) => sites.completionSite(shape, below, policy, undefined),
@@ -176,6 +176,23 @@ describe('SiteCapture: the auto capture policy', () => {
     lean.captureConstructionsForAWhile();
     expect(lean.constructionSite(captureHere, 'request')).toBeInstanceOf(StackCapture);
     expect(withPolicy('off').constructionSite(captureHere, 'init')).toBeUndefined();
+  });
+
+  it('under lean, an eager call’s line is learned per receiver: captured until confirmed, then one call in 64', () => {
+    const lean = withPolicy('lean');
+    const model = {};
+    const call = (): SiteRef | undefined => lean.eagerCallSite(call, 'request', model); // the patched method
+    const learning = Array.from({ length: 3 }, call);
+    expect(learning.every((ref) => ref instanceof StackCapture)).toBe(true);
+    const site = (learning[0] as StackCapture).resolve();
+    for (const ref of learning) (ref as StackCapture).resolve(); // their spans and ledgers format them
+    expect(site?.file).toBe(__filename);
+    const later = Array.from({ length: 64 }, call);
+    expect(later.filter((ref) => ref === site)).toHaveLength(63);
+    // the same model method from a second line: captured every time from then on
+    (later.find((ref) => ref instanceof StackCapture) as StackCapture).onResolved?.(internSite('/app/b.js', 2, 2));
+    expect(Array.from({ length: 10 }, call).every((ref) => ref instanceof StackCapture)).toBe(true);
+    expect(withPolicy('auto').eagerCallSite(captureHere, 'request', model)).toBeInstanceOf(StackCapture);
   });
 
   it('span attributes reuse a shape’s confirmed construction site instead of formatting each capture', () => {
