@@ -170,6 +170,12 @@ export class QueryTracker {
   /** Starts the span; returns the error to fail the call with instead of sending it, in strict mode. */
   start(start: QueryStart): { query: TrackedQuery; rejection?: QueryTrailHazardError } {
     const { trail, scope } = start;
+    if (trail?.learnedCall !== undefined) {
+      // once per call, at its first query (a copy made through a pool before that may tell another statement:
+      // that only turns captures back on)
+      this.sites.eagerCallSent(trail.learnedCall, start.statement.text);
+      trail.learnedCall = undefined;
+    }
     const phase = phaseOf(scope);
     const memo = this.memoFor(start, trail, phase);
     // The SDK validates every attribute given at creation twice; provenance is added once, and only

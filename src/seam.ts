@@ -8,6 +8,7 @@ import { SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef } from './database';
 import { getRuntime } from './runtime';
+import type { EagerCall } from './site-capture';
 import { currentScope, phaseOf, siteScopeOf } from './scope';
 import { KIND_LABELS, LibraryProfile, Trail, TrailKind } from './trail';
 
@@ -43,16 +44,14 @@ export function startTrail(
   const scope = currentScope(ctx);
   const phase = phaseOf(scope);
   const kind = facts.kind ?? 'query';
-  return {
+  const eager: EagerCall | undefined = facts.eager
+    ? { receiver: facts.receiver, scopeKey: siteScopeOf(scope) }
+    : undefined;
+  const trail: Trail = {
     library,
     kind,
     label: facts.label ?? KIND_LABELS[kind],
-    site: getRuntime().sites.constructionSite(
-      below,
-      phase,
-      capture,
-      facts.eager ? { receiver: facts.receiver, scopeKey: siteScopeOf(scope) } : undefined,
-    ),
+    site: getRuntime().sites.constructionSite(below, phase, capture, eager),
     phase,
     scopeId: scope?.id,
     createdAt: Date.now(),
@@ -60,6 +59,8 @@ export function startTrail(
     parent: facts.parent,
     parts: undefined,
   };
+  if (eager?.learning !== undefined) trail.learnedCall = eager.learning;
+  return trail;
 }
 
 /** "This object embeds that one": `part` was compiled into `outer`'s SQL. Each part is recorded once. */

@@ -13,6 +13,8 @@ const ON_DEMAND_MS = 10 * 60_000;
 interface ShapeSites {
   /** The site its captures named; undefined when they named none (no application frame on that stack). */
   site: CallSite | undefined;
+  /** An eager call's: the statement its first query sent (see eagerCallSent). */
+  statement?: string;
   confirmed: number;
   sinceCheck: number;
   /** Seen at more than one site, or a hazard fired without one: always capture. */
@@ -47,7 +49,12 @@ export interface EagerCall {
   receiver: object | undefined;
   /** The route or job (siteScopeOf). */
   scopeKey: unknown;
+  /** Set by constructionSite: where its line is learned, for eagerCallSent. */
+  learning?: LearnedCall;
 }
+
+/** Where an eager call's line is learned (opaque outside this file). */
+export type LearnedCall = object;
 
 /** Eager calls' lines, per route or job, patched function and receiver. */
 class LearnedCalls {
@@ -109,9 +116,11 @@ export class SiteCapture {
    * re-checked every 64th call; captured every time once two lines were seen for the same (route or job,
    * patched function, receiver) — the same model method called from two lines of one handler.
    */
-  private eagerSite(below: Function, { receiver, scopeKey }: EagerCall): SiteRef | undefined {
+  private eagerSite(below: Function, call: EagerCall): SiteRef | undefined {
+    const { receiver, scopeKey } = call;
     if (receiver === undefined) return new StackCapture(below);
     const learned = this.eagerCalls.slot(scopeKey, below, receiver);
+    call.learning = learned;
     if (learned !== undefined && !learned.alwaysCapture && learned.confirmed >= CONFIRMATIONS) {
       if (++learned.sinceCheck < SAMPLE_EVERY) return learned.site;
       learned.sinceCheck = 0;
@@ -119,6 +128,17 @@ export class SiteCapture {
     const capture = new StackCapture(below);
     if (learned !== undefined) capture.onResolved = (site) => confirm(learned, site);
     return capture;
+  }
+
+  /**
+   * The first query of an eager call: a call learned at one line that sends another statement than that
+   * line's first did is taken for another line (the same model method from elsewhere in the handler), so
+   * its calls are captured every time from now on.
+   */
+  eagerCallSent(learning: LearnedCall, statement: string): void {
+    const learned = learning as ShapeSites;
+    if (learned.statement === undefined) learned.statement = statement;
+    else if (learned.statement !== statement) learned.alwaysCapture = true;
   }
 
   /** Called synchronously in the application's call into the driver; `below` is the driver entry point. */

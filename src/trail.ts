@@ -1,4 +1,5 @@
 import type { SiteRef } from './callsite';
+import type { LearnedCall } from './site-capture';
 import type { DatabaseRef } from './database';
 import type { Phase } from './scope';
 
@@ -56,6 +57,8 @@ export interface Trail {
   rebound?: boolean;
   /** The library's name for the pool it picked for this run, where it has several (`read`/`write`, …). */
   pool?: string;
+  /** An eager call whose line is learned (src/site-capture.ts): told its first statement, once. */
+  learnedCall?: LearnedCall;
   /** The transaction the app handed this object to, when the library runs it outside that transaction. */
   transaction?: Trail;
 }

@@ -195,6 +195,25 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(withPolicy('auto').eagerCallSite(captureHere, 'request', model)).toBeInstanceOf(StackCapture);
   });
 
+  it('an eager call learned at one line that sends another first statement is captured from then on', () => {
+    const sites = new SiteCapture();
+    const model = {};
+    const call = (): { ref: SiteRef | undefined; learning: object | undefined } => {
+      const eager = { receiver: model, scopeKey: undefined, learning: undefined as object | undefined };
+      return { ref: sites.constructionSite(call, 'request', 'lean', eager), learning: eager.learning };
+    };
+    for (const { ref, learning } of Array.from({ length: 3 }, call)) {
+      (ref as StackCapture).resolve();
+      sites.eagerCallSent(learning!, 'SELECT * FROM authors WHERE id = ?');
+    }
+    const learned = call();
+    expect(learned.ref).not.toBeInstanceOf(StackCapture); // the learned line
+    sites.eagerCallSent(learned.learning!, 'SELECT * FROM authors WHERE id = ?');
+    expect(call().ref).not.toBeInstanceOf(StackCapture);
+    sites.eagerCallSent(learned.learning!, 'SELECT * FROM articles WHERE author_id = ?');
+    expect(Array.from({ length: 10 }, call).every(({ ref }) => ref instanceof StackCapture)).toBe(true);
+  });
+
   it('span attributes reuse a shape’s confirmed construction site instead of formatting each capture', () => {
     const sites = withPolicy('auto');
     const refs = Array.from({ length: 4 }, () => capture()); // one construction site, four objects
