@@ -13,8 +13,8 @@ const ON_DEMAND_MS = 10 * 60_000;
 interface ShapeSites {
   /** The site its captures named; undefined when they named none (no application frame on that stack). */
   site: CallSite | undefined;
-  /** An eager call's: the statement its first query sent (see eagerCallSent). */
-  statement?: string;
+  /** An eager call's: the fingerprint of the statement its first query sent (see eagerCallSent). */
+  fingerprint?: string;
   confirmed: number;
   sinceCheck: number;
   /** Seen at more than one site, or a hazard fired without one: always capture. */
@@ -132,13 +132,13 @@ export class SiteCapture {
 
   /**
    * The first query of an eager call: a call learned at one line that sends another statement than that
-   * line's first did is taken for another line (the same model method from elsewhere in the handler), so
-   * its calls are captured every time from now on.
+   * line's first did (by fingerprint: `IN` lists of any length are one) is taken for another line (the same
+   * model method from elsewhere in the handler), so its calls are captured every time from now on.
    */
-  eagerCallSent(learning: LearnedCall, statement: string): void {
+  eagerCallSent(learning: LearnedCall, fingerprint: string): void {
     const learned = learning as ShapeSites;
-    if (learned.statement === undefined) learned.statement = statement;
-    else if (learned.statement !== statement) learned.alwaysCapture = true;
+    if (learned.fingerprint === undefined) learned.fingerprint = fingerprint;
+    else if (learned.fingerprint !== fingerprint) learned.alwaysCapture = true;
   }
 
   /** Called synchronously in the application's call into the driver; `below` is the driver entry point. */
