@@ -75,15 +75,15 @@ class LearnedCalls {
 }
 
 /**
- * When querytrail pays for a stack capture; each instrumentation's `capture` option is its policy.
- * Query objects are captured where they are built — unformatted, formatted only if a span or a hazard
- * needs the site — except under `off`. Execution sites repeat the same statement from the same place,
- * and a capture costs about half of what the whole OTel pg instrumentation adds per query, so under
- * `auto` each statement shape is captured until it has been seen at one site three times, then re-checked
- * on every 64th run; a shape seen at two sites is captured every time. A shape whose captures name no
- * application frame (a thenable sending from its own `then`: drizzle) learns that too, and is not captured
- * at the driver; its completion site is learned the same way. `lean` is `auto` with constructions in
- * requests and jobs captured on demand (see constructionSite).
+ * When querytrail pays for a stack capture; each instrumentation's `capture` option is its policy. A capture
+ * in a real request costs more than the whole OTel pg instrumentation adds per query, so sites are learned
+ * wherever they repeat: per statement shape and route or job, a site is captured until seen at one line three
+ * times, then re-checked on every 64th run; seen at two lines, captured every time. A shape whose captures
+ * name no application frame (a thenable sending from its own `then`: drizzle) learns that too, and is not
+ * captured at the driver; its completion site is learned the same way. Query objects built at init are
+ * always captured (unformatted until a span or hazard needs them). `auto` captures every other one where it
+ * is built; `lean` learns the line of calls that run what they build, and captures other objects made in
+ * requests and jobs only on demand (see constructionSite); `all` also every driver call; `off` nothing.
  */
 export class SiteCapture {
   private readonly executions = new LearnedSites();
