@@ -37,13 +37,16 @@ export interface HazardRecorder {
 const SPANS_ONLY = new Set(['http', 'express']);
 
 /**
- * Configures querytrail (options over QUERYTRAIL_* variables: `strict`, `nPlusOneThreshold`, ...) and patches
+ * Configures querytrail (options over QUERYTRAIL_* variables: `strict`, `nPlusOneThreshold`, ...; `capture`
+ * defaults to `auto` here) and patches
  * every supported library `require` can load now, with their inner files, so the ones the app loads later
  * are the patched ones. Call it in a setup file that runs before the app is imported: jest's
  * `setupFilesAfterEnv`, vitest's `setupFiles`.
  */
 export function instrumentInProcess(options: InProcessOptions = {}): HazardRecorder {
   const { require: load = require, ...querytrailOptions } = options;
+  // a test suite pays for every capture, so that a failing test names every site on first sight
+  if (querytrailOptions.capture === undefined && !process.env.QUERYTRAIL_CAPTURE) querytrailOptions.capture = 'auto';
   const runtime = configureQuerytrail(querytrailOptions);
   // a request's scope lives in the OpenTelemetry context: without an SDK, nothing would carry it
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
