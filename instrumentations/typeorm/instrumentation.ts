@@ -179,8 +179,9 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
   }
 
   /**
-   * Captured under `lean` too: calls run what they build, and a lazy relation's loader builds its builder in
-   * the app's property access and runs it from a promise, where no application frame is left.
+   * Every trail is eager (its capture is where it runs): calls run what they build, and a lazy relation's
+   * loader builds its builder in the app's property access and runs it from a promise, where no application
+   * frame is left. Under `lean` its line is learned per `receiver` (the repository or manager called).
    */
   private newTrail(
     dataSource: TypeormDataSource | undefined,
