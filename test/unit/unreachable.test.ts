@@ -18,7 +18,8 @@ describe('exports in the background', () => {
     });
     metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
     const received: string[][] = [];
-    const blackHole = { export: (items: string[]) => void received.push(items) }; // never calls back
+    // never calls back
+    const blackHole = { export: (items: string[], _done: (r: ExportResult) => void) => void received.push(items) };
     const lines: string[] = [];
     const exporter = inBackground(blackHole, 'spans', (line) => lines.push(line));
     const results: ExportResult[] = [];
