@@ -23,7 +23,7 @@ interface ShapeSites {
 
 /** Where a query object, or the first of its derivation chain, was built. */
 export type SiteKind = 'construction' | 'origin';
-/** Routes and job names whose sites are learned apart; past this many, the rest share one table. */
+/** Routes and job names whose sites are learned apart; past this many, the rest share the table of no scope. */
 const MAX_SCOPES = 1000;
 
 /**
@@ -36,7 +36,7 @@ class LearnedSites {
   shapes(scopeKey: unknown): Map<string, ShapeSites> {
     let shapes = this.byScope.get(scopeKey);
     if (shapes === undefined) {
-      if (this.byScope.size >= MAX_SCOPES) return this.shapes(undefined);
+      if (this.byScope.size >= MAX_SCOPES && scopeKey !== undefined) return this.shapes(undefined);
       this.byScope.set(scopeKey, (shapes = new Map()));
     }
     return shapes;
@@ -63,7 +63,7 @@ class LearnedCalls {
   slot(scopeKey: unknown, below: Function, receiver: object): ShapeSites | undefined {
     let byFunction = this.byScope.get(scopeKey);
     if (byFunction === undefined) {
-      if (this.byScope.size >= MAX_SCOPES) return undefined;
+      if (this.byScope.size >= MAX_SCOPES && scopeKey !== undefined) return this.slot(undefined, below, receiver);
       this.byScope.set(scopeKey, (byFunction = new WeakMap()));
     }
     let byReceiver = byFunction.get(below);

@@ -150,6 +150,15 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(sites.executionSite('SELECT ?', captureHere, 'nightly job')).toBeInstanceOf(StackCapture);
   });
 
+  it('past 1 000 routes or jobs, the rest share one table (dynamic job names cannot grow it without bound)', () => {
+    const sites = withPolicy('auto');
+    for (let job = 0; job < 1000; job++) sites.learn('SELECT ?', capture(), site, `import ${job}`);
+    // the 1 001st and later job names learn into the table of no scope, which they then share
+    for (let i = 0; i < 3; i++) sites.learn('SELECT ?', capture(), site, 'import 1000');
+    expect(sites.executionSite('SELECT ?', captureHere, 'import 1001')).toBe(site);
+    expect(sites.executionSite('SELECT ?', captureHere, undefined)).toBe(site);
+  });
+
   it('always captures a shape seen at two sites', () => {
     const sites = withPolicy('auto');
     sites.learn('SELECT ?', capture(), site);
