@@ -173,7 +173,7 @@ export class QueryTracker {
     if (trail?.learnedCall !== undefined) {
       // once per call, at its first query (a copy made through a pool before that may tell another statement:
       // that only turns captures back on)
-      this.sites.eagerCallSent(trail.learnedCall, start.statement.fingerprint);
+      this.sites.eagerCallSent(trail.learnedCall, start.statement);
       trail.learnedCall = undefined;
     }
     const phase = phaseOf(scope);

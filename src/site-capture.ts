@@ -1,6 +1,7 @@
 import { CallSite, resolveSite, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { Phase } from './scope';
+import type { StatementInfo } from './statement';
 import { lineageRoot, Trail } from './trail';
 
 /** A statement shape confirmed at one site this many times is then only re-checked every SAMPLE_EVERY runs. */
@@ -13,8 +14,8 @@ const ON_DEMAND_MS = 10 * 60_000;
 interface ShapeSites {
   /** The site its captures named; undefined when they named none (no application frame on that stack). */
   site: CallSite | undefined;
-  /** An eager call's: the fingerprint of the statement its first query sent (see eagerCallSent). */
-  fingerprint?: string;
+  /** An eager call's: the statement its first query sent (see eagerCallSent). */
+  firstStatement?: StatementInfo;
   confirmed: number;
   sinceCheck: number;
   /** Seen at more than one site, or a hazard fired without one: always capture. */
@@ -135,10 +136,14 @@ export class SiteCapture {
    * line's first did (by fingerprint: `IN` lists of any length are one) is taken for another line (the same
    * model method from elsewhere in the handler), so its calls are captured every time from now on.
    */
-  eagerCallSent(learning: LearnedCall, fingerprint: string): void {
+  eagerCallSent(learning: LearnedCall, statement: StatementInfo): void {
     const learned = learning as ShapeSites;
-    if (learned.fingerprint === undefined) learned.fingerprint = fingerprint;
-    else if (learned.fingerprint !== fingerprint) learned.alwaysCapture = true;
+    const first = learned.firstStatement;
+    // a keyword analysis made before the parser was loaded has another fingerprint: the parser's replaces it
+    if (first === undefined || (statement.parsed && !first.parsed)) learned.firstStatement = statement;
+    else if (first.fingerprint !== statement.fingerprint && first.parsed === statement.parsed) {
+      learned.alwaysCapture = true;
+    }
   }
 
   /** Called synchronously in the application's call into the driver; `below` is the driver entry point. */
@@ -221,6 +226,9 @@ export class SiteCapture {
   private captureEveryTime(shape: string, scopeKey: unknown): void {
     const shapes = this.executions.shapes(scopeKey);
     const known = shapes.get(shape);
+    // captures that named no application frame would name none again (a line of the app's own that does
+    // call it is still found by the 1-in-64 re-check); capturing on every run would only cost
+    if (known?.confirmed !== undefined && known.confirmed >= CONFIRMATIONS && known.site === undefined) return;
     if (known) known.alwaysCapture = true;
     else if (shapes.size < MAX_SHAPES) {
       shapes.set(shape, { site: undefined, confirmed: 0, sinceCheck: 0, alwaysCapture: true });

@@ -21,6 +21,11 @@ export interface StatementInfo {
   readonly summary: string;
   /** Same for statements that differ only in literals or IN-list lengths (libpg-query for PostgreSQL). */
   readonly fingerprint: string;
+  /**
+   * Analysed by PostgreSQL's own parser. Until libpg-query is loaded the same text gets a keyword analysis
+   * and another fingerprint: fingerprints are compared only between analyses of the same kind.
+   */
+  readonly parsed: boolean;
   readonly attributes: Attributes;
 }
 
@@ -87,13 +92,15 @@ function makeInfo(
   tables: Tables,
   isWrite: boolean,
   fingerprint: string,
+  parsed: boolean,
 ): StatementInfo {
   const { reads, writes, collection } = tables;
   const summary = summaryOf(tables.summary.length ? tables.summary : [operation ?? 'QUERY']);
   const attributes: Attributes = { [ATTR.DB_QUERY_TEXT]: text, [ATTR.DB_QUERY_SUMMARY]: summary };
   if (operation) attributes[ATTR.DB_OPERATION_NAME] = operation;
   if (collection) attributes[ATTR.DB_COLLECTION_NAME] = collection;
-  return Object.freeze({ text, operation, collection, reads, writes, isWrite, summary, fingerprint, attributes });
+  const info = { text, operation, collection, reads, writes, isWrite, summary, fingerprint, parsed, attributes };
+  return Object.freeze(info);
 }
 
 function summaryOf(words: readonly string[]): string {
@@ -154,7 +161,7 @@ export function analyzeKeywords(sanitized: string, words: string[]): StatementIn
         (w === 'LOCK' && words[i + 1] === 'IN'),
     );
   }
-  return makeInfo(sanitized, operation, tablesByKeywords(sanitized, operation, lead), isWrite, fnv1a(sanitized));
+  return makeInfo(sanitized, operation, tablesByKeywords(sanitized, operation, lead), isWrite, fnv1a(sanitized), false);
 }
 
 const NAME = String.raw`(?:"[^"]+"|\`[^\`]+\`|[A-Za-z_][\w$]*)`;
@@ -245,7 +252,7 @@ function analyzePostgres(parser: PgParser, sql: string, sanitized: string): Stat
     const [type, body] = Object.entries(stmt)[0];
     return !STANDBY_SAFE.has(type) || findFirstNode(body, WRITE_NODES) !== undefined || callsWriteFunction(body);
   });
-  return makeInfo(sanitized, operation, tablesOfTree(stmts, operation), isWrite, fingerprint);
+  return makeInfo(sanitized, operation, tablesOfTree(stmts, operation), isWrite, fingerprint, true);
 }
 
 function leadingWord(sanitized: string): string | undefined {

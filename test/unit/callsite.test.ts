@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import { CallSite, internSite, isApplicationFile, resolveSite, SiteRef, StackCapture } from '../../src/callsite';
 import type { CapturePolicy } from '../../src/config';
 import { SiteCapture } from '../../src/site-capture';
+import { analyzeKeywords, analyzeStatement, loadPostgresParser } from '../../src/statement';
+import { lexSql } from '../../src/sql-lexer';
 
 /** A SiteCapture whose every call uses one policy, as one instrumentation's calls do. */
 function withPolicy(policy: CapturePolicy) {
@@ -204,7 +206,10 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(withPolicy('auto').eagerCallSite(captureHere, 'request', model)).toBeInstanceOf(StackCapture);
   });
 
-  it('an eager call learned at one line that sends another first statement is captured from then on', () => {
+  it('an eager call learned at one line that sends another first statement is captured from then on', async () => {
+    await loadPostgresParser();
+    const authors = analyzeStatement('SELECT * FROM authors WHERE id = $1', 'postgresql');
+    const articles = analyzeStatement('SELECT * FROM articles WHERE author_id = $1', 'postgresql');
     const sites = new SiteCapture();
     const model = {};
     const call = (): { ref: SiteRef | undefined; learning: object | undefined } => {
@@ -213,14 +218,42 @@ describe('SiteCapture: the auto capture policy', () => {
     };
     for (const { ref, learning } of Array.from({ length: 3 }, call)) {
       (ref as StackCapture).resolve();
-      sites.eagerCallSent(learning!, 'SELECT * FROM authors WHERE id = ?');
+      sites.eagerCallSent(learning!, authors);
     }
     const learned = call();
     expect(learned.ref).not.toBeInstanceOf(StackCapture); // the learned line
-    sites.eagerCallSent(learned.learning!, 'SELECT * FROM authors WHERE id = ?');
+    sites.eagerCallSent(learned.learning!, authors);
     expect(call().ref).not.toBeInstanceOf(StackCapture);
-    sites.eagerCallSent(learned.learning!, 'SELECT * FROM articles WHERE author_id = ?');
+    sites.eagerCallSent(learned.learning!, articles);
     expect(Array.from({ length: 10 }, call).every(({ ref }) => ref instanceof StackCapture)).toBe(true);
+  });
+
+  it('the same first statement analysed by keywords before libpg-query loaded, then parsed, is one statement', async () => {
+    await loadPostgresParser();
+    const text = 'SELECT * FROM authors WHERE id = $1';
+    const { sanitized, words } = lexSql(text, 'postgresql');
+    const byKeywords = analyzeKeywords(sanitized, words);
+    const parsed = analyzeStatement(text, 'postgresql');
+    expect(byKeywords.parsed).toBe(false);
+    expect(parsed.parsed).toBe(true);
+    expect(byKeywords.fingerprint).not.toBe(parsed.fingerprint);
+    const sites = new SiteCapture();
+    const model = {};
+    const call = (): { ref: SiteRef | undefined; learning: object | undefined } => {
+      const eager = { receiver: model, scopeKey: undefined, learning: undefined as object | undefined };
+      return { ref: sites.constructionSite(call, 'request', 'lean', eager), learning: eager.learning };
+    };
+    const sent = [byKeywords, byKeywords, parsed, parsed, byKeywords];
+    for (const [i, { ref, learning }] of Array.from({ length: 3 }, call).entries()) {
+      (ref as StackCapture).resolve();
+      sites.eagerCallSent(learning!, sent[i]);
+    }
+    for (const statement of sent.slice(3)) {
+      const { ref, learning } = call();
+      expect(ref).not.toBeInstanceOf(StackCapture); // still learned: nothing said another line ran it
+      sites.eagerCallSent(learning!, statement);
+    }
+    expect(call().ref).not.toBeInstanceOf(StackCapture);
   });
 
   it('span attributes reuse a shape’s confirmed construction site instead of formatting each capture', () => {
@@ -244,6 +277,15 @@ describe('SiteCapture: the auto capture policy', () => {
       }
     }
     expect(captured).toBeLessThanOrEqual(3 + 10);
+  });
+
+  it('a hazard on a shape whose captures name no application frame does not turn on a capture per run', () => {
+    const sites = withPolicy('auto');
+    const nowhere = () => new StackCapture(nowhere);
+    for (let i = 0; i < 3; i++) sites.learn('SELECT ?', nowhere(), undefined);
+    sites.captureNextTime('SELECT ?'); // an N+1 of an ORM's queries the driver alone sees (no app frame)
+    const refs = Array.from({ length: 63 }, () => sites.executionSite('SELECT ?', nowhere));
+    expect(refs.filter((ref) => ref instanceof StackCapture)).toHaveLength(0);
   });
 
   it('completion sites are learned per shape too', () => {
