@@ -102,7 +102,10 @@ export function runAs<T>(trail: Trail, fn: () => T, from: RunFrom | SiteRef = 'a
 
 /** The running execution continues as `trail` (its run through one pool): the same execution site. */
 export function continueAs<T>(trail: Trail, fn: () => T, ctx: Context = context.active()): T {
-  return runAs(trail, fn, currentExecution(ctx)?.from);
+  const running = currentExecution(ctx);
+  // the same pool as the call's own trail: nothing changes, no context to copy
+  if (running?.trail === trail) return fn();
+  return runAs(trail, fn, running?.from);
 }
 
 /** Where the app called `below`, an instrumentation's patched entry point, as `capture` allows. */

@@ -257,15 +257,23 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
   private runs(original: Method): Method {
     const instrumentation = this;
     return function run(this: TypeormQueryBuilder, ...args: unknown[]) {
+      let call: Trail | undefined;
       const trail = guarded('typeorm execution', () => {
         const map = this.expressionMap;
         const built = map?.[TRAIL] as Trail | undefined;
+        if (built === undefined) return undefined;
+        call = runningCall(TYPEORM);
+        if (call === built) {
+          // a builder typeorm made for a manager call is that call, already running: its parts are the call's
+          map[PARTS] = call.parts ??= (map[PARTS] as Trail[] | undefined) ?? [];
+          return call;
+        }
         // CTEs compile when the query does, after this: the execution shares the builder's list of parts
-        return built === undefined ? undefined : { ...built, parts: (map[PARTS] ??= []) as Trail[] };
+        return { ...built, parts: (map[PARTS] ??= []) as Trail[] };
       });
-      if (trail === undefined) return original.apply(this, args);
-      // a builder typeorm runs for a manager call belongs to that call, which knows its line
-      const from = runningCall(TYPEORM) === undefined ? instrumentation.entrySite(run) : 'await';
+      if (trail === undefined || trail === call) return original.apply(this, args);
+      // an app's builder run inside a manager call: its line is found where the driver is called
+      const from = call === undefined ? instrumentation.entrySite(run) : 'await';
       return runEagerly(trail, () => original.apply(this, args), from);
     };
   }
