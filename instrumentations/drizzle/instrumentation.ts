@@ -26,16 +26,24 @@ function trailOf(object: unknown): Trail | undefined {
     : undefined;
 }
 
-/** Every query object reachable from an SQL tree: embedded builders, and SQL a builder produced. */
+/**
+ * Every query object reachable from an SQL tree: embedded builders, and SQL a builder produced. Most nodes
+ * are leaves (strings, params, columns): they are passed over without being remembered.
+ */
 function collectParts(node: unknown, outer: Trail, seen: Set<unknown>, depth: number): void {
-  if (node === null || typeof node !== 'object' || seen.has(node) || depth > 64) return;
+  if (node === null || typeof node !== 'object' || depth > 64) return;
+  const n = node as { queryChunks?: unknown; _?: { sql?: unknown }; value?: unknown };
+  const chunks = Array.isArray(n.queryChunks) ? n.queryChunks : undefined;
+  const inner = n._?.sql;
+  const values = Array.isArray(n.value) ? n.value : undefined;
+  const part = trailOf(node) ?? (chunks !== undefined ? sqlOwners.get(node) : undefined);
+  if (part === undefined && chunks === undefined && inner === undefined && values === undefined) return;
+  if (seen.has(node)) return;
   seen.add(node);
-  const part = trailOf(node) ?? sqlOwners.get(node);
   if (part !== undefined) embed(outer, part);
-  const n = node as { queryChunks?: unknown[]; _?: { sql?: unknown }; value?: unknown };
-  if (Array.isArray(n.queryChunks)) for (const chunk of n.queryChunks) collectParts(chunk, outer, seen, depth + 1);
-  if (n._?.sql !== undefined) collectParts(n._.sql, outer, seen, depth + 1);
-  if (Array.isArray(n.value)) for (const v of n.value) collectParts(v, outer, seen, depth + 1);
+  if (chunks !== undefined) for (const chunk of chunks) collectParts(chunk, outer, seen, depth + 1);
+  if (inner !== undefined) collectParts(inner, outer, seen, depth + 1);
+  if (values !== undefined) for (const v of values) collectParts(v, outer, seen, depth + 1);
 }
 
 /**
@@ -139,7 +147,9 @@ function ownsSql(original: Method): Method {
   return function getSQL(this: DrizzleBuilder, ...args: unknown[]) {
     const sql = original.apply(this, args);
     const trail = trailOf(this);
-    if (trail !== undefined && sql !== null && typeof sql === 'object') sqlOwners.set(sql, trail);
+    // SQL made for the builder's own preparation is compiled at once, never embedded: not worth remembering
+    if (trail !== undefined && trail !== preparing && sql !== null && typeof sql === 'object')
+      sqlOwners.set(sql, trail);
     return sql;
   };
 }
