@@ -26,6 +26,10 @@ function trailOf(object: unknown): Trail | undefined {
     : undefined;
 }
 
+function isObject(value: unknown): boolean {
+  return value !== null && typeof value === 'object';
+}
+
 /**
  * Every query object reachable from an SQL tree: embedded builders, and SQL a builder produced. Most nodes
  * are leaves (strings, params, columns): they are passed over without being remembered.
@@ -35,7 +39,8 @@ function collectParts(node: unknown, outer: Trail, seen: Set<unknown>, depth: nu
   const n = node as { queryChunks?: unknown; _?: { sql?: unknown }; value?: unknown };
   const chunks = Array.isArray(n.queryChunks) ? n.queryChunks : undefined;
   const inner = n._?.sql;
-  const values = Array.isArray(n.value) ? n.value : undefined;
+  // a StringChunk's value is strings; a Param's may hold objects
+  const values = Array.isArray(n.value) && n.value.some(isObject) ? n.value : undefined;
   const part = trailOf(node) ?? (chunks !== undefined ? sqlOwners.get(node) : undefined);
   if (part === undefined && chunks === undefined && inner === undefined && values === undefined) return;
   if (seen.has(node)) return;
