@@ -356,6 +356,8 @@ function patchPoolConnect(original: (cb?: PgCallback) => unknown) {
       const outer = poolQueryConnected;
       poolQueryConnected = pending;
       try {
+        // an idle client is handed out on a later tick of the same context: nothing to restore
+        if (context.active() === ctx) return (cb as (...args: unknown[]) => unknown).call(this, err, client, release);
         return context.with(ctx, cb as (...args: unknown[]) => unknown, this, err, client, release);
       } finally {
         poolQueryConnected = outer;

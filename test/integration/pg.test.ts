@@ -145,6 +145,20 @@ describe('pg: every API, one span each, and the app sees exactly what it sees wi
     ]);
   });
 
+  it('a query that waited for a busy pool is traced in its own context, not the one that released the client', async () => {
+    const run = await runFixture('pg-busy-pool.js', { env: { QT_PRIMARY: topology().primary } });
+    expect(run.stdout.trim()).toBe('done');
+    const queries = run.spans.filter((s) => s.kind === 'CLIENT');
+    expect(queries).toHaveLength(6);
+    // each job's queries are children of its own span
+    const parentsOf = (text: string) =>
+      new Set(queries.filter((s) => s.attributes['db.query.text'] === text).map((s) => s.parentSpanId));
+    const [a, b] = [parentsOf('SELECT ? AS a'), parentsOf('SELECT ? AS b')];
+    expect([a.size, b.size]).toEqual([1, 1]);
+    expect([...a][0]).toBeDefined();
+    expect([...a][0]).not.toBe([...b][0]);
+  });
+
   it('records one CLIENT span per query with the contract attributes', async () => {
     const run = await runFixture('pg-api.js', { env: { QT_PRIMARY: topology().primary } });
     const { port, database } = urlParts(topology().primary);
