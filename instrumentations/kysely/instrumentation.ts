@@ -100,9 +100,15 @@ function partsIn(node: KyselyNode, parts: Trail[] | undefined, depth: number): T
   return parts;
 }
 
+/** What builders turn into (transformQuery): only such a node can be another query object. */
+function isQueryNode(kind: string): boolean {
+  return kind === 'RawNode' || kind.endsWith('QueryNode');
+}
+
 function visit(node: KyselyNode, parts: Trail[] | undefined, depth: number): Trail[] | undefined {
-  if (typeof node.kind !== 'string' || VALUE_NODES.has(node.kind)) return parts;
-  const part = nodeTrails.get(node);
+  const kind = node.kind;
+  if (typeof kind !== 'string' || VALUE_NODES.has(kind)) return parts;
+  const part = isQueryNode(kind) ? nodeTrails.get(node) : undefined;
   if (part === undefined) return partsIn(node, parts, depth + 1);
   if (!parts?.includes(part)) (parts ??= []).push(part);
   return parts;
