@@ -140,6 +140,7 @@ export class ScopeLedger {
 
   private writtenSince(namespace: string | undefined, tables: readonly string[], since: number): boolean {
     if (this.forgottenWrite > since) return true;
+    if (this.sequence <= since) return false; // nothing written since
     for (const table of tables) {
       const write = this.writes.get(`${namespace ?? ''}\u0000${tableKey(table)}`);
       if (write !== undefined && write.lastWrite > since) return true;
