@@ -26,6 +26,23 @@ const READ_REPLICAS_VERSIONS = ['>=0.4.0 <1'];
 const BINDING = Symbol('querytrail.prisma.binding');
 const POOL = Symbol('querytrail.prisma.pool');
 
+const METHODS = Symbol('querytrail.prisma.methods');
+
+/**
+ * What a PrismaPromise's line is learned per (with the route or job): its client's model and action
+ * (`item.findUnique`), which prisma passes next to the query; the client itself for raw queries. Per client
+ * alone, every model call of a handler would share one slot, and tell each other apart only by statement.
+ */
+function callKeyOf(client: PrismaRawClient, params: unknown): object {
+  const { model, action } = (params ?? {}) as { model?: unknown; action?: unknown };
+  if (typeof action !== 'string') return client;
+  const methods = (client[METHODS] ??= new Map<string, object>()) as Map<string, object>;
+  const name = typeof model === 'string' ? `${model}.${action}` : action;
+  let key = methods.get(name);
+  if (key === undefined) methods.set(name, (key = { name }));
+  return key;
+}
+
 /** The client whose `$transaction` made a transaction trail. */
 const transactionClients = new WeakMap<Trail, PrismaRawClient>();
 
@@ -108,7 +125,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
    * read on a replica client, prisma's own follow-ups — belongs to that one: it keeps its site, with this
    * client's binding and pool.
    */
-  private promiseTrail(client: PrismaRawClient, below: Function): Trail | undefined {
+  private promiseTrail(client: PrismaRawClient, below: Function, params: unknown): Trail | undefined {
     const binding = bindingOf(client);
     if (binding === undefined) return undefined;
     const pool = client[POOL] as string | undefined;
@@ -117,7 +134,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
       return running.binding === binding && running.pool === pool ? running : { ...running, binding, pool };
     }
     // usually awaited where it is made: its construction is where it runs
-    const trail = this.startTrail(below, { binding, eager: true, receiver: client });
+    const trail = this.startTrail(below, { binding, eager: true, receiver: callKeyOf(client, params) });
     if (pool !== undefined) trail.pool = pool;
     return trail;
   }
@@ -126,7 +143,9 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
     const instrumentation = this;
     return function createPrismaPromise(this: unknown, callback, ...rest) {
       if (!instrumentation.isEnabled()) return factory.call(this, callback, ...rest);
-      const built = guarded('prisma construction', () => instrumentation.promiseTrail(client, createPrismaPromise));
+      const built = guarded('prisma construction', () =>
+        instrumentation.promiseTrail(client, createPrismaPromise, rest[0]),
+      );
       if (built === undefined) return factory.call(this, callback, ...rest);
       let firstRun: FirstRun | undefined;
       const promise = factory.call(

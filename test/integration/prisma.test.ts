@@ -45,6 +45,17 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     for (const span of run.spans) expect(hazardsOf(span)).toEqual([]);
   });
 
+  it('names each model call of a route at its own line once their lines are learned (capture lean)', async () => {
+    const run = await runFixture('prisma-app.js', { env: ormFixtureEnv(), args: ['/two-calls'] });
+    expect(run.stdout).toContain('/two-calls 200 12');
+    const queries = prismaQueries(spansInRoute(run.spans, 'GET /two-calls'));
+    expect(queries).toHaveLength(12);
+    for (const [i, span] of queries.entries()) {
+      const expected = line(i % 2 === 0 ? 'two-calls-unique' : 'two-calls-many');
+      expect([i, span.attributes['code.line.number']]).toEqual([i, expected]);
+    }
+  });
+
   it('flags a create sent through $replica(), before the 25006 comes back', async () => {
     const run = await runFixture('prisma-app.js', { env: ormFixtureEnv(), args: ['/replica-write'] });
     // prisma 7.0 lets the adapter's error through; later 7.x wrap it in a PrismaClientKnownRequestError
