@@ -265,7 +265,9 @@ export class TypeormInstrumentation extends QuerytrailInstrumentation<TypeormIns
         call = runningCall(TYPEORM);
         if (call === built) {
           // a builder typeorm made for a manager call is that call, already running: its parts are the call's
-          map[PARTS] = call.parts ??= (map[PARTS] as Trail[] | undefined) ?? [];
+          const parts = (call.parts ??= []);
+          for (const part of (map[PARTS] as Trail[] | undefined) ?? []) if (!parts.includes(part)) parts.push(part);
+          map[PARTS] = parts;
           return call;
         }
         // CTEs compile when the query does, after this: the execution shares the builder's list of parts
