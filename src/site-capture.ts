@@ -61,7 +61,7 @@ export type LearnedCall = object;
 class LearnedCalls {
   private readonly byScope = new Map<unknown, WeakMap<Function, WeakMap<object, ShapeSites>>>();
 
-  slot(scopeKey: unknown, below: Function, receiver: object): ShapeSites | undefined {
+  slot(scopeKey: unknown, below: Function, receiver: object): ShapeSites {
     let byFunction = this.byScope.get(scopeKey);
     if (byFunction === undefined) {
       if (this.byScope.size >= MAX_SCOPES && scopeKey !== undefined) return this.slot(undefined, below, receiver);
@@ -122,12 +122,12 @@ export class SiteCapture {
     if (receiver === undefined) return new StackCapture(below);
     const learned = this.eagerCalls.slot(scopeKey, below, receiver);
     call.learning = learned;
-    if (learned !== undefined && !learned.alwaysCapture && learned.confirmed >= CONFIRMATIONS) {
+    if (!learned.alwaysCapture && learned.confirmed >= CONFIRMATIONS) {
       if (++learned.sinceCheck < SAMPLE_EVERY) return learned.site;
       learned.sinceCheck = 0;
     }
     const capture = new StackCapture(below);
-    if (learned !== undefined) capture.onResolved = (site) => confirm(learned, site);
+    capture.onResolved = (site) => confirm(learned, site);
     return capture;
   }
 

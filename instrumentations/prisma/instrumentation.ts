@@ -33,7 +33,7 @@ const METHODS = Symbol('querytrail.prisma.methods');
  * (`item.findUnique`), which prisma passes next to the query; the client itself for raw queries. Per client
  * alone, every model call of a handler would share one slot, and tell each other apart only by statement.
  */
-function callKeyOf(client: PrismaRawClient, params: unknown): object {
+export function callKeyOf(client: PrismaRawClient, params: unknown): object {
   const { model, action } = (params ?? {}) as { model?: unknown; action?: unknown };
   if (typeof action !== 'string') return client;
   const methods = (client[METHODS] ??= new Map<string, object>()) as Map<string, object>;
