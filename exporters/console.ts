@@ -69,7 +69,9 @@ export class ConsoleSpanProcessor implements SpanProcessor {
     const [file, line] = a[ATTR.CONSTRUCTION_FILE]
       ? [a[ATTR.CONSTRUCTION_FILE], a[ATTR.CONSTRUCTION_LINE]]
       : [a[ATTR.CODE_FILE_PATH], a[ATTR.CODE_LINE_NUMBER]];
-    const built = file ? ` built at ${file}:${line} (${a[ATTR.CONSTRUCTION_PHASE]})` : '';
+    // no construction phase: it was built in the phase it ran in
+    const phase = a[ATTR.CONSTRUCTION_PHASE] ?? a[ATTR.EXECUTION_PHASE];
+    const built = file ? ` built at ${file}:${line} (${phase})` : '';
     const hazards = span.events.filter((e) => e.name === HAZARD_EVENT).map((e) => e.attributes?.[HAZARD.CODE]);
     const ms = span.duration[0] * 1e3 + span.duration[1] / 1e6;
     this.write(

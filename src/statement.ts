@@ -8,9 +8,8 @@ import { lexSql, SqlDialect } from './sql-lexer';
 export interface StatementInfo {
   /** Sanitized text (literals → `?`), the `db.query.text` attribute and the shape key. */
   readonly text: string;
+  /** The first operation (`SELECT`, `INSERT`, for a data-modifying CTE the modifying one): metrics only. */
   readonly operation?: string;
-  /** `db.collection.name`: the statement's target (INSERT/UPDATE/DELETE) or the first table it reads. */
-  readonly collection?: string;
   /** Every table it reads — joins, sub-queries, CTE bodies, `IN`/`EXISTS` sub-selects — as written. */
   readonly reads: readonly string[];
   /** Every table it writes, data-modifying CTEs included, as written. */
@@ -81,7 +80,6 @@ const MAX_SUMMARY = 255;
 interface Tables {
   reads: readonly string[];
   writes: readonly string[];
-  collection?: string;
   /** Operations and tables in text order. */
   summary: readonly string[];
 }
@@ -94,12 +92,12 @@ function makeInfo(
   fingerprint: string,
   parsed: boolean,
 ): StatementInfo {
-  const { reads, writes, collection } = tables;
+  const { reads, writes } = tables;
   const summary = summaryOf(tables.summary.length ? tables.summary : [operation ?? 'QUERY']);
+  // Not `db.operation.name` nor `db.collection.name`: for SQL, which can name several operations and tables
+  // in one text, the semantic conventions say not to parse them out of it; the summary names both.
   const attributes: Attributes = { [ATTR.DB_QUERY_TEXT]: text, [ATTR.DB_QUERY_SUMMARY]: summary };
-  if (operation) attributes[ATTR.DB_OPERATION_NAME] = operation;
-  if (collection) attributes[ATTR.DB_COLLECTION_NAME] = collection;
-  const info = { text, operation, collection, reads, writes, isWrite, summary, fingerprint, parsed, attributes };
+  const info = { text, operation, reads, writes, isWrite, summary, fingerprint, parsed, attributes };
   return Object.freeze(info);
 }
 
@@ -189,8 +187,8 @@ function tablesByKeywords(sanitized: string, operation: string | undefined, lead
     const list = target ? writes : reads;
     if (!list.includes(name)) list.push(name);
   }
-  const collection = writes[0] ?? reads[0];
-  return { reads, writes, collection, summary: collection ? [operation ?? 'QUERY', collection] : [] };
+  const first = writes[0] ?? reads[0];
+  return { reads, writes, summary: first ? [operation ?? 'QUERY', first] : [] };
 }
 
 const fingerprints = new Fnv();
@@ -319,14 +317,11 @@ function tablesOfTree(stmts: { stmt: Node }[], operation: string | undefined): T
   const reads: string[] = [];
   const writes: string[] = [];
   const summary: string[] = [];
-  const mainStatement = Object.values(stmts[0].stmt)[0];
-  let mainTarget: string | undefined;
-  const table = (relation: RangeVar | undefined, list: string[]): string | undefined => {
-    if (!relation?.relname || (!relation.schemaname && cteNames.has(relation.relname))) return undefined;
+  const table = (relation: RangeVar | undefined, list: string[]): void => {
+    if (!relation?.relname || (!relation.schemaname && cteNames.has(relation.relname))) return;
     const name = relation.schemaname ? `${relation.schemaname}.${relation.relname}` : relation.relname;
     summary.push(name);
     if (!list.includes(name)) list.push(name);
-    return name;
   };
   const visitStatement = (type: string, node: Node) => {
     if (node.withClause) visit(node.withClause);
@@ -342,8 +337,7 @@ function tablesOfTree(stmts: { stmt: Node }[], operation: string | undefined): T
     const target =
       type === 'SelectStmt' ? (node.intoClause as { rel?: RangeVar } | undefined)?.rel : (node.relation as RangeVar);
     // COPY t TO reads t; every other statement with a `relation` (DML, DDL, COPY FROM) writes it
-    const name = table(target, type === 'CopyStmt' && !node.is_from ? reads : writes);
-    if (node === mainStatement) mainTarget = name;
+    table(target, type === 'CopyStmt' && !node.is_from ? reads : writes);
     if (type === 'TruncateStmt') for (const r of node.relations as Node[]) table(r.RangeVar as RangeVar, writes);
     visit(node.targetList);
     visit(node.fromClause);
@@ -362,9 +356,8 @@ function tablesOfTree(stmts: { stmt: Node }[], operation: string | undefined): T
     }
   };
   for (const { stmt } of stmts) visit(stmt);
-  const collection = mainTarget ?? writes[0] ?? reads[0];
   // a statement that names no table (SET, SELECT 1) is summarised by its operation alone
-  return { reads, writes, collection, summary: reads.length || writes.length ? summary : [operation ?? 'QUERY'] };
+  return { reads, writes, summary: reads.length || writes.length ? summary : [operation ?? 'QUERY'] };
 }
 
 function collectCteNames(tree: unknown, names: Set<string>): void {

@@ -8,6 +8,7 @@ import {
   runFixture,
   spansInRoute,
   topology,
+  operationOf,
 } from '../support/run-fixture';
 
 const FIXTURE = path.join(FIXTURES, 'drizzle-app.js');
@@ -58,7 +59,7 @@ describe('drizzle-orm: the seed scenario', () => {
     const run = await runFixture('drizzle-app.js', { env: ormFixtureEnv(), args: ['/same-db', '/transaction'] });
     expect(run.stdout).toBe('/same-db 200 [1,2]\n/transaction 200 3\n');
     const spans = [...spansInRoute(run.spans, 'GET /same-db'), ...spansInRoute(run.spans, 'GET /transaction')];
-    expect(spans.map((s) => s.attributes['db.operation.name'])).toEqual(['SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
+    expect(spans.map(operationOf)).toEqual(['SELECT', 'BEGIN', 'SELECT', 'COMMIT']);
     for (const span of spans) expect(hazardsOf(span)).toEqual([]);
     expect(run.stderr).toBe('');
   });

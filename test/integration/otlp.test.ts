@@ -44,7 +44,7 @@ describe('standard exporters', () => {
         expect(attrs(q.attributes)['querytrail.execution.phase']).toBe('request');
       }
       expect(attrs(queries[0].resource.attributes)['service.name']).toBe('qt-otlp-test');
-      const update = queries.find((q) => attrs(q.attributes)['db.operation.name'] === 'UPDATE')!;
+      const update = queries.find((q) => String(attrs(q.attributes)['db.query.summary']).startsWith('UPDATE'))!;
       expect(update.events.map((e: { name: string }) => e.name)).toEqual(['querytrail.hazard']);
       expect(attrs(update.attributes)['querytrail.ran.role']).toBe('replica');
 

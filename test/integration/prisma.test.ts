@@ -12,6 +12,7 @@ import {
   spansInRoute,
   topology,
   implied,
+  operationOf,
 } from '../support/run-fixture';
 
 // The client is generated offline by `npm test` (npm run generate:prisma) from test/fixtures/prisma/schema.prisma.
@@ -62,7 +63,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(run.stdout).toMatch(/^\/replica-write 500 \{"name":"(PrismaClientKnownRequestError|DriverAdapterError)"/);
     const [span] = prismaQueries(spansInRoute(run.spans, 'GET /replica-write'));
     expect(implied(span)).toMatchObject({
-      'db.operation.name': 'INSERT',
+      'db.query.summary': expect.stringMatching(/^INSERT\b/),
       'querytrail.bound.pool': 'replica',
       'querytrail.ran.role': 'replica',
       'error.type': '25006',
@@ -97,7 +98,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     expect(flagged).toHaveLength(1);
     expect(implied(flagged[0])).toMatchObject({
       'db.namespace': 'qt_analytics',
-      'db.operation.name': 'UPDATE',
+      'db.query.summary': expect.stringMatching(/^UPDATE\b/),
       'querytrail.construction.line': line('transfer-foreign'),
     });
     expect(event(flagged[0], 'cross_database_transaction')).toMatchObject({
@@ -109,7 +110,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     );
     const same = prismaQueries(spansInRoute(run.spans, 'GET /same-transaction'));
     // batch and interactive transactions: BEGIN … COMMIT on qt_app, carrying the $transaction lines
-    expect(same.map((s) => [s.attributes['db.operation.name'], implied(s)['querytrail.construction.line']])).toEqual([
+    expect(same.map((s) => [operationOf(s), implied(s)['querytrail.construction.line']])).toEqual([
       ['BEGIN', line('batch')],
       ['UPDATE', line('batch')],
       ['SELECT', line('batch')],
@@ -125,7 +126,7 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
     const run = await runFixture('prisma-app.js', { env: ormFixtureEnv(), args: ['/interactive-foreign'] });
     expect(run.stdout).toBe('/interactive-foreign 200 2\n');
     const spans = prismaQueries(spansInRoute(run.spans, 'GET /interactive-foreign'));
-    expect(spans.map((s) => [s.attributes['db.namespace'], s.attributes['db.operation.name'], hazardsOf(s)])).toEqual([
+    expect(spans.map((s) => [s.attributes['db.namespace'], operationOf(s), hazardsOf(s)])).toEqual([
       ['qt_app', 'BEGIN', []],
       ['qt_app', 'SELECT', []],
       ['qt_analytics', 'UPDATE', ['cross_database_transaction']],

@@ -116,11 +116,14 @@ export function runFixture(fixture: string, options: FixtureOptions = {}): Promi
 }
 
 /**
- * A span's attributes with its construction site filled in from `code.*` where it is not sent (the compact
- * contract: a query built where it ran says its site once, in `code.*`).
+ * A span's attributes with its construction site and phase filled in where they are not sent (the compact
+ * contract: a query built where it ran says its site once, in `code.*`; built in the phase it ran in, its
+ * phase once, in `querytrail.execution.phase`).
  */
 export function implied(span: ExportedSpan): Record<string, unknown> {
-  const a = span.attributes;
+  const a = { ...span.attributes };
+  // built in the phase it ran in
+  a['querytrail.construction.phase'] ??= a['querytrail.execution.phase'];
   if (a['querytrail.construction.file'] !== undefined || a['code.file.path'] === undefined) return a;
   return {
     ...a,
@@ -128,6 +131,11 @@ export function implied(span: ExportedSpan): Record<string, unknown> {
     'querytrail.construction.line': a['code.line.number'],
     'querytrail.construction.column': a['code.column.number'],
   };
+}
+
+/** The statement's first operation: the first word of `db.query.summary` (`db.operation.name` is not sent). */
+export function operationOf(span: ExportedSpan): string {
+  return String(span.attributes['db.query.summary']).split(' ')[0];
 }
 
 export function spansInRoute(spans: ExportedSpan[], route: string): ExportedSpan[] {
