@@ -7,6 +7,8 @@ import { lineageRoot, Trail } from './trail';
 /** A statement shape confirmed at one site this many times is then only re-checked every SAMPLE_EVERY runs. */
 const CONFIRMATIONS = 3;
 const SAMPLE_EVERY = 64;
+/** Statements an eager call's line is known to send (a find and its batched form); past this, always capture. */
+const MAX_CALL_STATEMENTS = 4;
 const MAX_SHAPES = 10_000;
 /** Under `lean`, how long every construction is captured after a hazard lacked a site. */
 const ON_DEMAND_MS = 10 * 60_000;
@@ -14,8 +16,8 @@ const ON_DEMAND_MS = 10 * 60_000;
 interface ShapeSites {
   /** The site its captures named; undefined when they named none (no application frame on that stack). */
   site: CallSite | undefined;
-  /** An eager call's: the statement its first query sent (see eagerCallSent). */
-  firstStatement?: StatementInfo;
+  /** An eager call's: the statements its first queries sent (see eagerCallSent). */
+  statements?: StatementInfo[];
   confirmed: number;
   sinceCheck: number;
   /** Seen at more than one site, or a hazard fired without one: always capture. */
@@ -132,17 +134,26 @@ export class SiteCapture {
   }
 
   /**
-   * The first query of an eager call: a call learned at one line that sends another statement than that
-   * line's first did (by fingerprint: `IN` lists of any length are one) is taken for another line (the same
-   * model method from elsewhere in the handler), so its calls are captured every time from now on.
+   * The first query of an eager call. A call learned at one line that sends a statement that line has not
+   * sent (by fingerprint: `IN` lists of any length are one) may come from another line (the same model
+   * method elsewhere in the handler) or from the same line in another form (prisma batches concurrent
+   * `findUnique`s into one `IN` query): the line is checked again, its next calls captured until two more
+   * captures name it; one naming another line has them captured for good (confirm).
    */
   eagerCallSent(learning: LearnedCall, statement: StatementInfo): void {
     const learned = learning as ShapeSites;
-    const first = learned.firstStatement;
-    // a keyword analysis made before the parser was loaded has another fingerprint: the parser's replaces it
-    if (first === undefined || (statement.parsed && !first.parsed)) learned.firstStatement = statement;
-    else if (first.fingerprint !== statement.fingerprint && first.parsed === statement.parsed) {
+    const sent = (learned.statements ??= []);
+    if (sent.some((s) => s.fingerprint === statement.fingerprint && s.parsed === statement.parsed)) return;
+    if (sent.length >= MAX_CALL_STATEMENTS) {
       learned.alwaysCapture = true;
+      return;
+    }
+    // a keyword analysis made before the parser was loaded has another fingerprint: not another statement
+    const another = sent.some((s) => s.parsed === statement.parsed);
+    sent.push(statement);
+    if (another && learned.confirmed > 1) {
+      learned.confirmed = 1;
+      learned.sinceCheck = 0;
     }
   }
 

@@ -206,9 +206,12 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(withPolicy('auto').eagerCallSite(captureHere, 'request', model)).toBeInstanceOf(StackCapture);
   });
 
-  it('an eager call learned at one line that sends another first statement is captured from then on', async () => {
+  it('an eager call learned at one line that sends another first statement has its line checked again', async () => {
     await loadPostgresParser();
-    const authors = analyzeStatement('SELECT * FROM authors WHERE id = $1', 'postgresql');
+    // prisma 7's findUnique, and its dataloader's one query for concurrent findUniques
+    const authors = analyzeStatement('SELECT a.id FROM a WHERE (a.id = $1 AND 1=1) LIMIT $2 OFFSET $3', 'postgresql');
+    const batched = analyzeStatement('SELECT a.id FROM a WHERE a.id IN ($1,$2,$3) OFFSET $4', 'postgresql');
+    expect(batched.fingerprint).not.toBe(authors.fingerprint);
     const articles = analyzeStatement('SELECT * FROM articles WHERE author_id = $1', 'postgresql');
     const sites = new SiteCapture();
     const model = {};
@@ -216,16 +219,29 @@ describe('SiteCapture: the auto capture policy', () => {
       const eager = { receiver: model, scopeKey: undefined, learning: undefined as object | undefined };
       return { ref: sites.constructionSite(call, 'request', 'lean', eager), learning: eager.learning };
     };
-    for (const { ref, learning } of Array.from({ length: 3 }, call)) {
+    const calls = (n: number) => Array.from({ length: n }, call); // every capture names this one line
+    for (const { ref, learning } of calls(3)) {
       (ref as StackCapture).resolve();
       sites.eagerCallSent(learning!, authors);
     }
-    const learned = call();
+    const [learned] = calls(1);
     expect(learned.ref).not.toBeInstanceOf(StackCapture); // the learned line
     sites.eagerCallSent(learned.learning!, authors);
-    expect(call().ref).not.toBeInstanceOf(StackCapture);
-    sites.eagerCallSent(learned.learning!, articles);
-    expect(Array.from({ length: 10 }, call).every(({ ref }) => ref instanceof StackCapture)).toBe(true);
+    expect(calls(1)[0].ref).not.toBeInstanceOf(StackCapture);
+    // the batched form: the next calls are captured until two captures name the learned line again
+    sites.eagerCallSent(learned.learning!, batched);
+    const checks = calls(2);
+    expect(checks.every(({ ref }) => ref instanceof StackCapture)).toBe(true);
+    for (const { ref } of checks) (ref as StackCapture).resolve(); // this very line
+    expect(calls(1)[0].ref).not.toBeInstanceOf(StackCapture); // learned again, with both statements
+    sites.eagerCallSent(calls(1)[0].learning!, batched);
+    expect(calls(1)[0].ref).not.toBeInstanceOf(StackCapture);
+    // another statement, and a capture that names another line: captured from then on
+    sites.eagerCallSent(calls(1)[0].learning!, articles);
+    const check = calls(1)[0].ref as StackCapture;
+    expect(check).toBeInstanceOf(StackCapture);
+    check.onResolved?.(internSite('/app/routes/b.js', 2, 2));
+    expect(calls(10).every(({ ref }) => ref instanceof StackCapture)).toBe(true);
   });
 
   it('the same first statement analysed by keywords before libpg-query loaded, then parsed, is one statement', async () => {
