@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { colourOn, ConsoleWarnings, maskSecrets } from '../../exporters/console';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { colourOn, ConsoleSpanProcessor, ConsoleWarnings, maskSecrets } from '../../exporters/console';
+import { ATTR } from '../../src/attributes';
 import { internSite } from '../../src/callsite';
 
 describe('code frames of warnings', () => {
@@ -51,5 +53,23 @@ describe('code frames of warnings', () => {
     expect(colourOn({ isTTY: true })).toBe(false);
     if (previous === undefined) delete process.env.NO_COLOR;
     else process.env.NO_COLOR = previous;
+  });
+});
+
+describe('QUERYTRAIL_CONSOLE=spans', () => {
+  it('says where and in which phase each query was built: its own phase when no construction phase is sent', () => {
+    const printed: string[] = [];
+    const provider = new BasicTracerProvider({ spanProcessors: [new ConsoleSpanProcessor((l) => printed.push(l))] });
+    const tracer = provider.getTracer('querytrail-test');
+    const ran = { [ATTR.RAN_ALIAS]: 'main', [ATTR.RAN_ROLE]: 'primary', [ATTR.EXECUTION_PHASE]: 'request' };
+    const site = { [ATTR.CODE_FILE_PATH]: '/app/routes.js', [ATTR.CODE_LINE_NUMBER]: 12 };
+    tracer.startSpan('SELECT items', { attributes: { ...ran, ...site } }).end();
+    const initBuilt = { [ATTR.CONSTRUCTION_FILE]: '/app/data.js', [ATTR.CONSTRUCTION_LINE]: 3 };
+    const attributes = { ...ran, ...site, ...initBuilt, [ATTR.CONSTRUCTION_PHASE]: 'init' };
+    tracer.startSpan('SELECT items', { attributes }).end();
+    expect(printed[0]).toMatch(
+      /^querytrail span: SELECT items [\d.]+ms ran on main \(primary\) built at \/app\/routes\.js:12 \(request\)\n$/,
+    );
+    expect(printed[1]).toMatch(/ built at \/app\/data\.js:3 \(init\)\n$/);
   });
 });
