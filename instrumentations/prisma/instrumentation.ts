@@ -36,10 +36,13 @@ const METHODS = Symbol('querytrail.prisma.methods');
 export function callKeyOf(client: PrismaRawClient, params: unknown): object {
   const { model, action } = (params ?? {}) as { model?: unknown; action?: unknown };
   if (typeof action !== 'string') return client;
-  const methods = (client[METHODS] ??= new Map<string, object>()) as Map<string, object>;
-  const name = typeof model === 'string' ? `${model}.${action}` : action;
-  let key = methods.get(name);
-  if (key === undefined) methods.set(name, (key = { name }));
+  // per model, then per action: no name built on every call
+  const models = (client[METHODS] ??= new Map<unknown, Map<string, object>>()) as Map<unknown, Map<string, object>>;
+  const byModel = typeof model === 'string' ? model : undefined;
+  let actions = models.get(byModel);
+  if (actions === undefined) models.set(byModel, (actions = new Map()));
+  let key = actions.get(action);
+  if (key === undefined) actions.set(action, (key = { model: byModel, action }));
   return key;
 }
 
