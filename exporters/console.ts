@@ -65,10 +65,10 @@ export class ConsoleSpanProcessor implements SpanProcessor {
   onEnd(span: ReadableSpan): void {
     if (!span.instrumentationScope.name.startsWith('querytrail')) return;
     const a = span.attributes;
-    // a query built where it ran (raw driver calls, eager ORM calls) has no construction site but code.*
-    const [file, line] = a[ATTR.CONSTRUCTION_FILE]
-      ? [a[ATTR.CONSTRUCTION_FILE], a[ATTR.CONSTRUCTION_LINE]]
-      : [a[ATTR.CODE_FILE_PATH], a[ATTR.CODE_LINE_NUMBER]];
+    // a query built where it ran (raw driver calls, eager ORM calls) has no construction site but code.*,
+    // one built in the file that ran it no construction file
+    const file = a[ATTR.CONSTRUCTION_FILE] ?? a[ATTR.CODE_FILE_PATH];
+    const line = a[ATTR.CONSTRUCTION_LINE] ?? a[ATTR.CODE_LINE_NUMBER];
     // no construction phase: it was built in the phase it ran in
     const phase = a[ATTR.CONSTRUCTION_PHASE] ?? a[ATTR.EXECUTION_PHASE];
     const built = file ? ` built at ${file}:${line} (${phase})` : '';

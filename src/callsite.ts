@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { findSourceMap } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Attributes } from '@opentelemetry/api';
+import type { Attributes, Span } from '@opentelemetry/api';
 import { SourceMapConsumer, RawSourceMap } from 'source-map-js';
 import { ATTR } from './attributes';
 import { compiledSourceMapUrl, compiledWithoutMap } from './compiled-sources';
@@ -16,10 +16,6 @@ export interface CallSite {
   readonly function?: string;
   /** `code.*` attributes for an execution site, precomputed. */
   readonly codeAttributes: Attributes;
-  /** `querytrail.construction.*` attributes, precomputed. */
-  readonly constructionAttributes: Attributes;
-  /** `querytrail.origin.*` site attributes, for the first object of a derivation chain. */
-  readonly originAttributes: Attributes;
 }
 
 /** One line is one site for hazards: a statement's call and its await differ only in the column. */
@@ -226,39 +222,47 @@ export function internSite(file: string, line: number, column: number, fn?: stri
 }
 
 function makeSite(file: string, line: number, column: number, fn: string | undefined): CallSite {
-  const codeAttributes: Attributes = siteAttributes(CODE_KEYS, file, line, column, fn);
-  const constructionAttributes: Attributes = siteAttributes(CONSTRUCTION_KEYS, file, line, column, fn);
-  const originAttributes: Attributes = siteAttributes(ORIGIN_KEYS, file, line, column, fn);
-  return Object.freeze({
-    file,
-    line,
-    column,
-    function: fn,
-    codeAttributes,
-    constructionAttributes,
-    originAttributes,
-  });
+  const codeAttributes: Attributes = {
+    [ATTR.CODE_FILE_PATH]: file,
+    [ATTR.CODE_LINE_NUMBER]: line,
+    [ATTR.CODE_COLUMN_NUMBER]: column,
+  };
+  if (fn) codeAttributes[ATTR.CODE_FUNCTION_NAME] = fn;
+  return Object.freeze({ file, line, column, function: fn, codeAttributes });
 }
 
-const CODE_KEYS = [ATTR.CODE_FILE_PATH, ATTR.CODE_LINE_NUMBER, ATTR.CODE_COLUMN_NUMBER, ATTR.CODE_FUNCTION_NAME];
-const CONSTRUCTION_KEYS = [
-  ATTR.CONSTRUCTION_FILE,
-  ATTR.CONSTRUCTION_LINE,
-  ATTR.CONSTRUCTION_COLUMN,
-  ATTR.CONSTRUCTION_FUNCTION,
-];
-const ORIGIN_KEYS = [ATTR.ORIGIN_FILE, ATTR.ORIGIN_LINE, ATTR.ORIGIN_COLUMN, ATTR.ORIGIN_FUNCTION];
+/** The attribute names of a site on a span: the file, line, column and function it names. */
+export interface SiteKeys {
+  readonly file: string;
+  readonly line: string;
+  readonly column: string;
+  readonly function: string;
+}
 
-function siteAttributes(
-  [fileKey, lineKey, columnKey, functionKey]: readonly string[],
-  file: string,
-  line: number,
-  column: number,
-  fn: string | undefined,
-): Attributes {
-  const attributes: Attributes = { [fileKey]: file, [lineKey]: line, [columnKey]: column };
-  if (fn) attributes[functionKey] = fn;
-  return attributes;
+export const CONSTRUCTION_KEYS: SiteKeys = {
+  file: ATTR.CONSTRUCTION_FILE,
+  line: ATTR.CONSTRUCTION_LINE,
+  column: ATTR.CONSTRUCTION_COLUMN,
+  function: ATTR.CONSTRUCTION_FUNCTION,
+};
+export const ORIGIN_KEYS: SiteKeys = {
+  file: ATTR.ORIGIN_FILE,
+  line: ATTR.ORIGIN_LINE,
+  column: ATTR.ORIGIN_COLUMN,
+  function: ATTR.ORIGIN_FUNCTION,
+};
+
+/**
+ * A site's attributes on a span, relative to a nearer site the span already names (the construction site
+ * to `code.*`, the origin to the construction site): its line and column always, its file and function
+ * only when they are not the nearer site's. Most query objects are built in the file and function that run
+ * them, and a span's size matters (src/query-tracker.ts, `start`).
+ */
+export function setSiteAttributes(span: Span, keys: SiteKeys, site: CallSite, nearer: CallSite | undefined): void {
+  if (site.file !== nearer?.file) span.setAttribute(keys.file, site.file);
+  span.setAttribute(keys.line, site.line);
+  span.setAttribute(keys.column, site.column);
+  if (site.function && site.function !== nearer?.function) span.setAttribute(keys.function, site.function);
 }
 
 interface SourceMapper {

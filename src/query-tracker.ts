@@ -20,7 +20,7 @@ import {
   UNTRACKED_READS_COUNTER,
   IN_FLIGHT_GAUGE,
 } from './attributes';
-import { resolveSite, SiteRef, StackCapture } from './callsite';
+import { CONSTRUCTION_KEYS, ORIGIN_KEYS, resolveSite, setSiteAttributes, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef, DbRole, ServerFacts } from './database';
 import { internalErrorOccurred } from './guard';
@@ -424,11 +424,14 @@ export class QueryTracker {
     if (trail === undefined) return;
     const library = trail.library.name;
     const construction = this.sites.objectSite('construction', library, statement.text, trail.site, scopeKey);
-    if (construction !== undefined && construction !== site) span.setAttributes(construction.constructionAttributes);
+    if (construction !== undefined && construction !== site)
+      setSiteAttributes(span, CONSTRUCTION_KEYS, construction, site);
     if (trail.parent === undefined) return;
     const origin = lineageRoot(trail);
     const originSite = this.sites.objectSite('origin', library, statement.text, origin.site, scopeKey);
-    if (originSite !== undefined && originSite !== construction) span.setAttributes(originSite.originAttributes);
+    if (originSite !== undefined && originSite !== construction) {
+      setSiteAttributes(span, ORIGIN_KEYS, originSite, construction);
+    }
     span.setAttribute(ATTR.ORIGIN_PHASE, origin.phase);
     span.setAttribute(ATTR.ORIGIN_AGE_MS, Date.now() - origin.createdAt);
   }

@@ -116,21 +116,35 @@ export function runFixture(fixture: string, options: FixtureOptions = {}): Promi
 }
 
 /**
- * A span's attributes with its construction site and phase filled in where they are not sent (the compact
- * contract: a query built where it ran says its site once, in `code.*`; built in the phase it ran in, its
- * phase once, in `querytrail.execution.phase`).
+ * A span's attributes with its construction and origin sites and its construction phase filled in where they
+ * are not sent (the compact contract: a query built where it ran says its site once, in `code.*`; a site's
+ * file and function are left out when they are the nearer site's — `code.*` for the construction site, the
+ * construction site for the origin; built in the phase it ran in, its phase once, in
+ * `querytrail.execution.phase`).
  */
 export function implied(span: ExportedSpan): Record<string, unknown> {
   const a = { ...span.attributes };
-  // built in the phase it ran in
   a['querytrail.construction.phase'] ??= a['querytrail.execution.phase'];
-  if (a['querytrail.construction.file'] !== undefined || a['code.file.path'] === undefined) return a;
-  return {
-    ...a,
-    'querytrail.construction.file': a['code.file.path'],
-    'querytrail.construction.line': a['code.line.number'],
-    'querytrail.construction.column': a['code.column.number'],
-  };
+  fillSite(a, 'querytrail.construction', [
+    'code.file.path',
+    'code.line.number',
+    'code.column.number',
+    'code.function.name',
+  ]);
+  if (a['querytrail.origin.line'] !== undefined) {
+    fillSite(
+      a,
+      'querytrail.origin',
+      ['file', 'line', 'column', 'function'].map((k) => `querytrail.construction.${k}`),
+    );
+  }
+  return a;
+}
+
+function fillSite(a: Record<string, unknown>, prefix: string, nearer: string[]): void {
+  ['file', 'line', 'column', 'function'].forEach((k, i) => {
+    if (a[`${prefix}.${k}`] === undefined && a[nearer[i]] !== undefined) a[`${prefix}.${k}`] = a[nearer[i]];
+  });
 }
 
 /** The statement's first operation: the first word of `db.query.summary` (`db.operation.name` is not sent). */

@@ -46,10 +46,6 @@ describe('call sites', () => {
     expect(site.file).toBe(__filename);
     expect(capture.resolve()).toBe(site);
     expect(site.codeAttributes).toMatchObject({ 'code.file.path': __filename, 'code.line.number': site.line });
-    expect(site.constructionAttributes).toMatchObject({
-      'querytrail.construction.file': __filename,
-      'querytrail.construction.line': site.line,
-    });
   });
 
   it('interns sites: the same position is the same object', () => {

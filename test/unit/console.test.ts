@@ -67,9 +67,12 @@ describe('QUERYTRAIL_CONSOLE=spans', () => {
     const initBuilt = { [ATTR.CONSTRUCTION_FILE]: '/app/data.js', [ATTR.CONSTRUCTION_LINE]: 3 };
     const attributes = { ...ran, ...site, ...initBuilt, [ATTR.CONSTRUCTION_PHASE]: 'init' };
     tracer.startSpan('SELECT items', { attributes }).end();
+    // built a line above, in the file that ran it: no construction file is sent
+    tracer.startSpan('SELECT items', { attributes: { ...ran, ...site, [ATTR.CONSTRUCTION_LINE]: 11 } }).end();
     expect(printed[0]).toMatch(
       /^querytrail span: SELECT items [\d.]+ms ran on main \(primary\) built at \/app\/routes\.js:12 \(request\)\n$/,
     );
     expect(printed[1]).toMatch(/ built at \/app\/data\.js:3 \(init\)\n$/);
+    expect(printed[2]).toMatch(/ built at \/app\/routes\.js:11 \(request\)\n$/);
   });
 });

@@ -143,10 +143,39 @@ describe('QueryTracker', () => {
     const raw = undefined;
     const eagerCall = builtInRequest('sequelize', runSite); // built on the line that ran it
     const leanBuilder = builtInRequest('knex', undefined); // built in a request, its line not captured
-    for (const trail of [raw, eagerCall, leanBuilder]) t.finish(t.start(start({ trail, scope })).query);
+    // a drizzle builder: built a line above the await, in the same handler
+    const builder = builtInRequest('drizzle', internSite('/app/routes/items.js', 11, 20, 'list'));
+    for (const trail of [raw, eagerCall, leanBuilder, builder]) t.finish(t.start(start({ trail, scope })).query);
     const spans = exporter.getFinishedSpans();
-    expect(spans.map((s) => s.attributes[ATTR.ROUTE])).toEqual(Array(3).fill('GET /items/:id'));
+    expect(spans.map((s) => s.attributes[ATTR.ROUTE])).toEqual(Array(4).fill('GET /items/:id'));
     for (const span of spans) expect(Object.keys(span.attributes).length).toBeLessThanOrEqual(19);
+    // its construction site says its line and column; its file and function are code.*'s
+    expect(spans[3].attributes).toMatchObject({ [ATTR.CONSTRUCTION_LINE]: 11, [ATTR.CONSTRUCTION_COLUMN]: 20 });
+    expect(spans[3].attributes).not.toHaveProperty([ATTR.CONSTRUCTION_FILE]);
+    expect(spans[3].attributes).not.toHaveProperty([ATTR.CONSTRUCTION_FUNCTION]);
+  });
+
+  it("leaves out a site's file and function when they are the nearer site's, and only then", () => {
+    const t = tracker();
+    const scope = requestScope({ method: 'GET', url: '/items' });
+    const base = makeTrail({ library: 'knex', site: internSite('/app/data.js', 4, 1, 'published'), binding: app });
+    const sameFile = makeTrail({ library: 'knex', site: internSite('/app/data.js', 9, 7, 'recent'), parent: base });
+    const elsewhere = makeTrail({ library: 'knex', site: internSite('/app/lib.js', 4, 2, 'list'), parent: sameFile });
+    for (const trail of [sameFile, elsewhere]) t.finish(t.start(start({ trail, scope })).query);
+    const [first, second] = exporter.getFinishedSpans().map((s) => s.attributes);
+    // built in another file and function than it ran in (/app/routes/items.js, list); origin in that file
+    expect(first).toMatchObject({
+      [ATTR.CONSTRUCTION_FILE]: '/app/data.js',
+      [ATTR.CONSTRUCTION_LINE]: 9,
+      [ATTR.CONSTRUCTION_FUNCTION]: 'recent',
+      [ATTR.ORIGIN_LINE]: 4,
+      [ATTR.ORIGIN_COLUMN]: 1,
+      [ATTR.ORIGIN_FUNCTION]: 'published',
+    });
+    expect(first).not.toHaveProperty([ATTR.ORIGIN_FILE]);
+    // built in list() of another file: its function is code.*'s, its file is not; the origin's file is
+    expect(second).toMatchObject({ [ATTR.CONSTRUCTION_FILE]: '/app/lib.js', [ATTR.ORIGIN_FILE]: '/app/data.js' });
+    expect(second).not.toHaveProperty([ATTR.CONSTRUCTION_FUNCTION]);
   });
 
   it('reports a hazard as a span event, and in strict mode returns the error to fail the query with', () => {
