@@ -1,6 +1,8 @@
 // node bench/profile.js [variant] [workload]: a CPU profile of one benchmark job (bench/pg-worker.js, same
 // setup), summarised by where the time goes: querytrail's own code, the OpenTelemetry SDK, the driver and
-// ORM, Node itself. QT_BENCH_URL is the server (its items table must exist: npm run bench creates it).
+// ORM, Node itself; QT_PROFILE_TOP=N also lists the N functions with the most self time (V8 counts an
+// inlined function's time as its caller's). QT_BENCH_URL is the server (its items table must exist: npm run
+// bench creates it).
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -34,6 +36,7 @@ child.on('exit', () => {
   const self = new Map();
   profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
   const totals = new Map();
+  const byFunction = new Map();
   let all = 0;
   for (const [id, us] of self) {
     const { functionName, url } = byId.get(id).callFrame;
@@ -44,6 +47,8 @@ child.on('exit', () => {
         ? 'garbage collector'
         : (CATEGORIES.find(([, re]) => re.test(where.replace(process.cwd(), 'querytrail')))?.[0] ?? 'other');
     totals.set(category, (totals.get(category) ?? 0) + us);
+    const key = `${functionName || '(anonymous)'} ${path.basename(where)}:${byId.get(id).callFrame.lineNumber + 1}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
     all += us;
   }
   console.log(
@@ -51,6 +56,11 @@ child.on('exit', () => {
   );
   for (const [category, us] of [...totals].sort((a, b) => b[1] - a[1])) {
     console.log(`  ${category.padEnd(40)} ${((100 * us) / all).toFixed(1).padStart(5)} %`);
+  }
+  const top = Number(process.env.QT_PROFILE_TOP ?? 0);
+  if (top > 0) console.log(`  top ${top} functions by self time:`);
+  for (const [key, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`    ${((100 * us) / all).toFixed(1).padStart(5)} %  ${key}`);
   }
   fs.rmSync(dir, { recursive: true, force: true });
 });
