@@ -97,7 +97,37 @@ const EXECUTION = createContextKey('querytrail.execution');
  */
 export function runAs<T>(trail: Trail, fn: () => T, from: RunFrom | SiteRef = 'await'): T {
   const execution: Execution = { trail, from };
-  return context.with(context.active().setValue(EXECUTION, execution), fn);
+  return enter(context.active().setValue(EXECUTION, execution), fn);
+}
+
+/** The execution a library's runner is sending right now (sendsNow): it comes before the context's. */
+let sending: Execution | undefined;
+
+/**
+ * "This object runs now", for a runner that calls the driver synchronously, before `fn` returns (before its
+ * first await): only the driver calls made then are its runs. No context is entered: entering one costs each
+ * query more than the rest of its provenance does (its promises then carry another async context).
+ */
+export function sendsNow<T>(trail: Trail, fn: () => T, from: RunFrom | SiteRef = 'await'): T {
+  const outer = sending;
+  sending = { trail, from };
+  try {
+    return fn();
+  } finally {
+    sending = outer;
+  }
+}
+
+/** Runs `fn` in `ctx`, whose execution (or none) is what it runs: not the one a runner around it sends. */
+function enter<T>(ctx: Context, fn: () => T): T {
+  const outer = sending;
+  if (outer === undefined) return context.with(ctx, fn);
+  sending = undefined;
+  try {
+    return context.with(ctx, fn);
+  } finally {
+    sending = outer;
+  }
 }
 
 /** The running execution continues as `trail` (its run through one pool): the same execution site. */
@@ -114,7 +144,7 @@ export function entrySite(below: Function, capture: CapturePolicy): SiteRef | un
 }
 
 export function currentExecution(ctx: Context = context.active()): Execution | undefined {
-  return ctx.getValue(EXECUTION) as Execution | undefined;
+  return sending ?? (ctx.getValue(EXECUTION) as Execution | undefined);
 }
 
 /**
@@ -128,5 +158,5 @@ export function runningCall(library: LibraryProfile, ctx: Context = context.acti
 
 /** A library's own housekeeping (connection setup) while an app query runs: plain driver spans. */
 export function withoutTrail<T>(fn: () => T): T {
-  return context.with(context.active().deleteValue(EXECUTION), fn);
+  return enter(context.active().deleteValue(EXECUTION), fn);
 }

@@ -1,7 +1,7 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import { guarded } from '../../src/guard';
 import { getRuntime } from '../../src/runtime';
-import { embed, runAs } from '../../src/seam';
+import { embed, runAs, sendsNow } from '../../src/seam';
 import type { LibraryProfile, Trail } from '../../src/trail';
 import { pgTargetOf } from '../pg/target';
 import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
@@ -195,10 +195,15 @@ function tagsPrepared(original: Method): Method {
   };
 }
 
+/**
+ * A prepared query calls the driver before its first await, unless it has a result cache to look in first
+ * (`cacheConfig`, set only when caching is enabled for it): then its run is told through the context.
+ */
 function runs(original: Method): Method {
   return function execute(this: DrizzleBuilder, ...args: unknown[]) {
     const trail = trailOf(this);
     if (trail === undefined) return original.apply(this, args);
+    if (this.cacheConfig === undefined) return sendsNow(trail, () => original.apply(this, args));
     return runAs(trail, () => original.apply(this, args));
   };
 }

@@ -2,7 +2,7 @@ import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentat
 import type { DatabaseRef } from '../../src/database';
 import { guarded } from '../../src/guard';
 import { getRuntime } from '../../src/runtime';
-import { embed, runAs } from '../../src/seam';
+import { embed, runAs, sendsNow } from '../../src/seam';
 import type { LibraryProfile, Trail, TrailKind } from '../../src/trail';
 import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
 import type { KnexClient, KnexInstrumentationConfig, KnexQueryObject } from './types';
@@ -157,11 +157,14 @@ function compilesPart(original: Method): Method {
   };
 }
 
-/** The app awaited the builder (or called `.stream()`): the runner sends its SQL after knex's own awaits. */
+/**
+ * The app awaited the builder: after knex's own awaits (a pooled connection), the runner's `query` sends
+ * each statement, calling the driver before its first await.
+ */
 function runs(original: Method): Method {
-  return function run(this: { builder?: KnexQueryObject }, ...args: unknown[]) {
+  return function query(this: { builder?: KnexQueryObject }, ...args: unknown[]) {
     const trail = trailOf(this.builder);
     if (trail === undefined) return original.apply(this, args);
-    return runAs(trail, () => original.apply(this, args));
+    return sendsNow(trail, () => original.apply(this, args));
   };
 }

@@ -6,7 +6,7 @@ import { guarded, internalErrorOccurred } from '../../src/guard';
 import type { TrackedQuery, QueryTracker } from '../../src/query-tracker';
 import { getRuntime } from '../../src/runtime';
 import { currentScope } from '../../src/scope';
-import { currentExecution } from '../../src/seam';
+import { currentExecution, Execution, sendsNow } from '../../src/seam';
 import { analyzeStatement, StatementInfo } from '../../src/statement';
 import type { LibraryProfile } from '../../src/trail';
 import { QuerytrailInstrumentation } from '../querytrail-instrumentation';
@@ -18,6 +18,8 @@ interface PoolQuery {
   text: string;
   statement: StatementInfo;
   site: SiteRef | undefined;
+  /** The query object pool.query was called for: a runner's send (sendsNow) is over by the time it connects. */
+  execution: Execution | undefined;
   /**
    * A query object run through pool.query's promise (drizzle): its span ends in a reaction to that promise,
    * in the app's awaiting chain, where its execution site can still be taken. Raw calls end in the callback.
@@ -142,7 +144,7 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const site = executionSite(execution, statement.text, below, this.capturePolicy(), sites, currentScope(ctx));
     const endsOnPromise =
       execution?.trail !== undefined && typeof args[1] !== 'function' && typeof args[2] !== 'function';
-    return { text, statement, site, endsOnPromise };
+    return { text, statement, site, execution, endsOnPromise };
   }
 
   private patchClientQuery(original: QueryFn): QueryFn {
@@ -242,12 +244,15 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
   private afterRoleConfirmed(client: PgClient, args: unknown[], original: QueryFn, patched: QueryFn): unknown {
     const [config, values, callback] = args;
     const ctx = context.active();
+    // a runner's synchronous send (sendsNow) is over when the answer comes: it goes through again with it
+    const execution = currentExecution(ctx);
     const probe = (sql: string, cb: (err: unknown, res?: any) => void) => original.call(client, sql, cb);
     const facts = serverFactsOf(client, getRuntime().databases);
+    const call = () => patched.apply(client, args as never);
     const again = () => {
       client[ROLE_CONFIRMED] = true;
       try {
-        return context.with(ctx, () => patched.apply(client, args as never));
+        return context.with(ctx, () => (execution ? sendsNow(execution.trail, call, execution.from) : call()));
       } finally {
         client[ROLE_CONFIRMED] = false;
       }
@@ -280,10 +285,10 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     if (text === undefined) return undefined;
     const runtime = getRuntime();
     const ctx = context.active();
-    const execution = currentExecution(ctx);
     const pending = poolQueryConnected;
     poolQueryConnected = undefined;
     const pooled = pending !== undefined && pending.text === text ? pending : undefined;
+    const execution = pooled ? pooled.execution : currentExecution(ctx);
     const statement = pooled ? pooled.statement : analyzeStatement(text, 'postgresql');
     const options = this.getConfig();
     const scope = currentScope(ctx);

@@ -79,6 +79,20 @@ describe('drizzle-orm: the seed scenario', () => {
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
   });
 
+  it('traces a query drizzle sends after looking in its result cache', async () => {
+    let hasCache = true;
+    try {
+      require.resolve('drizzle-orm/cache/core');
+    } catch {
+      hasCache = false; // drizzle < 0.44 (npm run test:versions)
+    }
+    if (!hasCache) return;
+    const run = await runFixture('drizzle-app.js', { env: ormFixtureEnv(), args: ['/cached'] });
+    expect(run.stdout).toBe('/cached 200 [1,2]\n');
+    const [span] = spansInRoute(run.spans, 'GET /cached');
+    expect(span.attributes).toMatchObject({ 'querytrail.library': 'drizzle', 'code.line.number': line('cached') });
+  });
+
   it('shows a module-level withReplicas select pinned to the replica it picked at construction', async () => {
     const run = await runFixture('drizzle-app.js', { env: ormFixtureEnv(), args: ['/pinned', '/lock'] });
     // newer drizzle releases wrap the driver's error (name `Error`); older ones pass pg's own (`error`)

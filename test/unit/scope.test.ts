@@ -3,7 +3,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { internSite } from '../../src/callsite';
 import { runInJob } from '../../src/job';
 import { currentScope, describeScope, phaseOf, requestScope, routeOf, withScope } from '../../src/scope';
-import { currentExecution, embed as addPart, runAs as withExecutionOf } from '../../src/seam';
+import { currentExecution, embed as addPart, runAs as withExecutionOf, sendsNow, withoutTrail } from '../../src/seam';
 import { lineageRoot } from '../../src/trail';
 import { makeTrail as createTrail } from '../support/trails';
 
@@ -90,5 +90,34 @@ describe('trails', () => {
       expect(executingTrail()).toBe(trail);
     });
     expect(executingTrail()).toBeUndefined();
+  });
+
+  it("marks a runner's synchronous send, and nothing after its first await", async () => {
+    const trail = createTrail({ library: 'knex', site: undefined });
+    const seen: unknown[] = [];
+    const sent = sendsNow(trail, async () => {
+      seen.push(executingTrail());
+      await Promise.resolve();
+      seen.push(executingTrail());
+    });
+    expect(executingTrail()).toBeUndefined();
+    await sent;
+    expect(seen).toEqual([trail, undefined]);
+  });
+
+  it('lets a context execution (or none) inside a send say what runs', async () => {
+    const [sending, inner] = [createTrail({ library: 'knex' }), createTrail({ library: 'sequelize' })];
+    const seen: unknown[] = [];
+    const later: Promise<void>[] = [];
+    sendsNow(sending, () => {
+      withExecutionOf(inner, () => {
+        seen.push(executingTrail());
+        later.push(Promise.resolve().then(() => void seen.push(executingTrail())));
+      });
+      withoutTrail(() => seen.push(executingTrail()));
+      seen.push(executingTrail());
+    });
+    await Promise.all(later);
+    expect(seen).toEqual([inner, undefined, sending, inner]);
   });
 });
