@@ -15,6 +15,15 @@ import {
 const FIXTURE = path.join(FIXTURES, 'drizzle-app.js');
 const line = (name: string) => lineOf(FIXTURE, name);
 
+function hasResultCache(): boolean {
+  try {
+    require.resolve('drizzle-orm/cache/core');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('drizzle-orm: the seed scenario', () => {
   it('names the init-built data source and the foreign sub-query, with the frozen cut-off', async () => {
     const run = await runFixture('drizzle-app.js', { env: ormFixtureEnv(), args: ['/seed'] });
@@ -79,14 +88,8 @@ describe('drizzle-orm: the seed scenario', () => {
     expect(hazardsOf(span)).toEqual(['init_query_in_request', 'frozen_parameter']);
   });
 
-  it('traces a query drizzle sends after looking in its result cache', async () => {
-    let hasCache = true;
-    try {
-      require.resolve('drizzle-orm/cache/core');
-    } catch {
-      hasCache = false; // drizzle < 0.44 (npm run test:versions)
-    }
-    if (!hasCache) return;
+  // drizzle < 0.44 (npm run test:versions) has no result cache: skipped there, not passed
+  (hasResultCache() ? it : it.skip)('traces a query drizzle sends after looking in its result cache', async () => {
     const run = await runFixture('drizzle-app.js', { env: ormFixtureEnv(), args: ['/cached'] });
     expect(run.stdout).toBe('/cached 200 [1,2]\n');
     const [span] = spansInRoute(run.spans, 'GET /cached');

@@ -1,0 +1,76 @@
+// node bench/knex-layer.js [concurrency] [rounds]: what querytrail's knex layer costs over its pg layer, in one
+// process against QT_BENCH_URL (its items table must exist: npm run bench creates it). Round by round, in a
+// shuffled order: the knex instrumentation disabled (pg alone), enabled with the run stated through the seam's
+// `sendsNow` (as shipped), and enabled with `runAs` in its place (the context, as before 2026-12-02). Prints
+// the median user CPU µs per query of each: differences of a few µs that npm run bench's spread hides.
+const api = require('@opentelemetry/api');
+const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-async-hooks');
+const { registerInstrumentations } = require('@opentelemetry/instrumentation');
+
+const drop = { export: (_items, done) => done({ code: 0 }), shutdown: async () => {}, forceFlush: async () => {} };
+const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(drop)] });
+api.trace.setGlobalTracerProvider(tracerProvider);
+api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+const qt = require('../dist/src/index.js');
+qt.configureQuerytrail({ console: 'off' });
+const knexLayer = new qt.KnexInstrumentation();
+registerInstrumentations({ instrumentations: [new qt.PgInstrumentation(), knexLayer] });
+// the knex layer reads the seam's exports at each call (CommonJS): `runAs` can stand in for `sendsNow`
+const seam = require('../dist/src/seam.js');
+const { sendsNow, runAs } = seam;
+
+const url = process.env.QT_BENCH_URL;
+if (!url) throw new Error('QT_BENCH_URL: the server to run against (its items table must exist)');
+const db = require('knex')({ client: 'pg', connection: url, pool: { min: 4, max: 4 } });
+const [concurrency = 1, rounds = 20] = process.argv.slice(2).map(Number);
+const QUERIES = 3000;
+
+async function drive(count) {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      await db('items')
+        .select('id', 'name')
+        .where('id', (i % 3) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const MODES = {
+  'pg alone': () => knexLayer.isEnabled() && knexLayer.disable(),
+  'knex + pg, sendsNow': () => (seam.sendsNow = sendsNow),
+  'knex + pg, runAs (before)': () => (seam.sendsNow = runAs),
+};
+
+async function main() {
+  const parent = tracerProvider.getTracer('bench').startSpan('bench-parent');
+  await api.context.with(api.trace.setSpan(api.context.active(), parent), () =>
+    qt.runInJob('bench', async () => {
+      await drive(5000);
+      const userUs = Object.fromEntries(Object.keys(MODES).map((mode) => [mode, []]));
+      for (let round = 0; round < rounds; round++) {
+        for (const mode of Object.keys(MODES).sort(() => Math.random() - 0.5)) {
+          if (mode !== 'pg alone' && !knexLayer.isEnabled()) knexLayer.enable();
+          MODES[mode]();
+          await drive(500);
+          const cpu0 = process.cpuUsage();
+          await drive(QUERIES);
+          userUs[mode].push(process.cpuUsage(cpu0).user / QUERIES);
+        }
+      }
+      console.log(
+        `knex PK lookup, concurrency ${concurrency}, ${rounds} rounds × ${QUERIES} queries, user CPU µs/query:`,
+      );
+      for (const [mode, xs] of Object.entries(userUs)) console.log(`  ${mode.padEnd(26)} ${median(xs).toFixed(1)}`);
+    }),
+  );
+  parent.end();
+  await db.destroy();
+}
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
