@@ -4,6 +4,7 @@
 // There is no OTel contrib drizzle or kysely instrumentation, and prisma's own (@prisma/instrumentation) is
 // not OTel contrib: for those, "OTel contrib" is instrumentation-pg.
 const { variant } = JSON.parse(process.argv[2]);
+const v8 = require('node:v8');
 const api = require('@opentelemetry/api');
 const { BasicTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
 const { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } = require('@opentelemetry/sdk-metrics');
@@ -11,7 +12,11 @@ const { AsyncLocalStorageContextManager } = require('@opentelemetry/context-asyn
 const { registerInstrumentations } = require('@opentelemetry/instrumentation');
 
 const drop = { export: (_items, done) => done({ code: 0 }), shutdown: async () => {}, forceFlush: async () => {} };
-const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(drop)] });
+// `querytrail (agent's export batch)`: the span batch `--require querytrail/agent` exports (exporters/otel.ts);
+// every other variant has the SDK's (512, or OTEL_BSP_MAX_EXPORT_BATCH_SIZE)
+const agentBatch = variant === "querytrail (agent's export batch)";
+const batch = agentBatch ? { maxExportBatchSize: require('../dist/exporters/otel.js').SPAN_EXPORT_BATCH } : {};
+const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(drop, batch)] });
 api.trace.setGlobalTracerProvider(tracerProvider);
 api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 const metricExporter = { ...drop, selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE };
@@ -140,13 +145,33 @@ async function measure({ name, concurrency, queries, warmup, profileFile }) {
     warmed.add(key);
   }
   const profiler = profileFile ? await startProfiler() : undefined;
+  const gcProfiler = new v8.GCProfiler();
+  gcProfiler.start();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await inScope(() => drive(run, queries, concurrency));
   const wallUs = Number(process.hrtime.bigint() - t0) / 1e3 / queries;
   const cpu = process.cpuUsage(cpu0);
+  const gc = gcOf(gcProfiler.stop(), queries);
   if (profiler) require('node:fs').writeFileSync(profileFile, JSON.stringify(await profiler.stop()));
-  return { wallUs, cpuUs: (cpu.user + cpu.system) / queries, systemUs: cpu.system / queries };
+  return { wallUs, cpuUs: (cpu.user + cpu.system) / queries, systemUs: cpu.system / queries, ...gc };
+}
+
+/**
+ * The garbage collector's share of a job, per query: its pauses on the main thread (µs), and the bytes young
+ * collections promoted to the old generation (what outlives two of them: spans waiting in the batch span
+ * processor, when the workload allocates enough between two exports). Promoted bytes depend on allocation,
+ * not on the machine's speed: steady where CPU times are not.
+ */
+function gcOf(profile, queries) {
+  const oldSpace = (stats) => stats.heapSpaceStatistics.find((s) => s.spaceName === 'old_space').spaceUsedSize;
+  let pauseUs = 0;
+  let promoted = 0;
+  for (const event of profile.statistics) {
+    pauseUs += event.cost;
+    if (event.gcType === 'Scavenge') promoted += oldSpace(event.afterGC) - oldSpace(event.beforeGC);
+  }
+  return { gcUs: pauseUs / queries, promotedBytes: promoted / queries };
 }
 
 /** bench/profile.js: a CPU profile of the measured queries only (not of loading the libraries). */

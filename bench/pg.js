@@ -15,6 +15,8 @@ const VARIANTS = ['bare', 'querytrail', 'OTel contrib', 'querytrail (auto)'];
 if (process.env.QT_BENCH_BASELINE) VARIANTS.push('querytrail (baseline)');
 // QT_BENCH_PG_ALONE=1 adds querytrail's PgInstrumentation registered alone (raw pg workloads are its measure)
 if (process.env.QT_BENCH_PG_ALONE) VARIANTS.push('querytrail (PgInstrumentation alone)');
+// QT_BENCH_AGENT_BATCH=1 adds querytrail with the agent's span export batch (128) in place of the SDK's (512)
+if (process.env.QT_BENCH_AGENT_BATCH) VARIANTS.push("querytrail (agent's export batch)");
 const ALL_WORKLOADS = [
   'SELECT 1',
   'PK lookup',
@@ -113,13 +115,13 @@ async function main() {
     // per round: what each variant adds over bare in that same round
     const added = (variant) => byVariant[variant].map((r, i) => r.cpuUs - bare[i].cpuUs);
     console.log(`\n${workload}`);
-    console.log('  variant                     µs/query  ratio   CPU µs/query  added CPU µs');
+    console.log('  variant                            µs/query  ratio   CPU µs/query  added CPU µs  GC µs  promoted B');
     for (const v of VARIANTS) {
-      const wall = median(byVariant[v].map((r) => r.wallUs));
-      const cpu = median(byVariant[v].map((r) => r.cpuUs));
+      const of = (key) => median(byVariant[v].map((r) => r[key]));
+      const wall = of('wallUs');
       const bareWall = median(bare.map((r) => r.wallUs));
       console.log(
-        `  ${v.padEnd(26)} ${wall.toFixed(1).padStart(9)} ${(wall / bareWall).toFixed(2).padStart(6)} ${cpu.toFixed(1).padStart(13)} ${median(added(v)).toFixed(1).padStart(13)}`,
+        `  ${v.padEnd(33)} ${wall.toFixed(1).padStart(9)} ${(wall / bareWall).toFixed(2).padStart(6)} ${of('cpuUs').toFixed(1).padStart(13)} ${median(added(v)).toFixed(1).padStart(13)} ${of('gcUs').toFixed(1).padStart(6)} ${of('promotedBytes').toFixed(0).padStart(11)}`,
       );
     }
     const ratio = (variant, against) => added(variant).map((a, i) => a / added(against)[i]);
@@ -130,6 +132,10 @@ async function main() {
     if (byVariant['querytrail (PgInstrumentation alone)']) {
       const alone = range(ratio('querytrail (PgInstrumentation alone)', 'OTel contrib'));
       console.log(`  PgInstrumentation alone / OTel contrib: ${alone}`);
+    }
+    if (byVariant["querytrail (agent's export batch)"]) {
+      const agent = range(ratio("querytrail (agent's export batch)", 'OTel contrib'));
+      console.log(`  agent's export batch / OTel contrib (at the SDK's): ${agent}`);
     }
     if (byVariant['querytrail (baseline)']) {
       console.log(`  querytrail / its baseline: ${range(ratio('querytrail', 'querytrail (baseline)'))}`);

@@ -50,6 +50,17 @@ function checkProtocol(env: Env, signal: 'TRACES' | 'METRICS', problem: Problem)
 }
 
 /**
+ * Spans per OTLP export, unless OTEL_BSP_MAX_EXPORT_BATCH_SIZE says (the SDK's default is 512). A span waits
+ * in the batch processor until its batch is full; querytrail makes one span a query where other
+ * instrumentations make two or three, so at 512 its spans wait for 512 queries. Under an ORM that allocates
+ * 30–50 KB a query, that outlives two young-generation collections: V8 promotes every waiting span to the
+ * old generation (sequelize: ~800 bytes a query; 128: ~40), and the old generation's collector and page
+ * faults then cost more than the extra exports (docs/performance.md).
+ */
+export const SPAN_EXPORT_BATCH = 128;
+const SPANS_IN_FLIGHT = 1024;
+
+/**
  * Span processors for the standard OTEL_TRACES_EXPORTER (otlp, console, none; default otlp, as the
  * OpenTelemetry spec says). OTLP is http/protobuf; endpoint, headers and timeouts come from the usual
  * OTEL_EXPORTER_OTLP_* variables, read by the exporter itself.
@@ -59,7 +70,11 @@ export function spanProcessorsFromEnv(env: Env, problem: Problem): SpanProcessor
     if (name === 'console') return new BatchSpanProcessor(new ConsoleSpanExporter());
     checkProtocol(env, 'TRACES', problem);
     checkEndpoint(env, 'TRACES', problem);
-    return new BatchSpanProcessor(inBackground(new OTLPTraceExporter(exporterIoOptions('TRACES')), 'spans', problem));
+    const batch = positive(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', SPAN_EXPORT_BATCH, problem);
+    // as many spans under way as two of the SDK's default batches
+    const inFlight = Math.max(2, Math.ceil(SPANS_IN_FLIGHT / batch));
+    const exporter = inBackground(new OTLPTraceExporter(exporterIoOptions('TRACES')), 'spans', problem, inFlight);
+    return new BatchSpanProcessor(exporter, { maxExportBatchSize: batch });
   });
 }
 

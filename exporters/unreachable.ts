@@ -8,8 +8,9 @@ import { ExportResult, ExportResultCode } from '@opentelemetry/core';
 const COOL_DOWN_MS = 30_000;
 const SAY_AT_MOST_EVERY_MS = 60_000;
 /**
- * Exports under way at once: a collector that answers slowly or never (a black hole) would otherwise have
- * every batch of the next timeout held in memory. Past it, batches are dropped, and counted.
+ * Exports under way at once, unless told otherwise: a collector that answers slowly or never (a black hole)
+ * would otherwise have every batch of the next timeout held in memory. Past it, batches are dropped, and
+ * counted.
  */
 const MAX_IN_FLIGHT = 2;
 /** Spans (or metric exports) dropped because the collector was down or too slow, by `signal`. */
@@ -34,17 +35,22 @@ interface Exporter<T> {
  * background with I/O that keeps no process alive (exporterIoOptions), and the exporter's shutdown — the
  * bounded flush at exit — still waits for what is in flight. After a failed export (refused, timed out,
  * black-holed, after the exporter's own retries) exports are dropped at once for a while, and one line, at
- * most once a minute, says the collector is unreachable. At most MAX_IN_FLIGHT exports are under way: what
+ * most once a minute, says the collector is unreachable. At most `maxInFlight` exports are under way: what
  * a slow collector cannot take is dropped rather than held. Dropped telemetry is counted
  * (`querytrail.telemetry.dropped`).
  */
-export function inBackground<T, E extends Exporter<T>>(exporter: E, what: string, say: (line: string) => void): E {
+export function inBackground<T, E extends Exporter<T>>(
+  exporter: E,
+  what: string,
+  say: (line: string) => void,
+  maxInFlight = MAX_IN_FLIGHT,
+): E {
   const original = exporter.export.bind(exporter);
   let downUntil = 0;
   let saidAt = -Infinity;
   let inFlight = 0;
   exporter.export = (items: T, done: (result: ExportResult) => void) => {
-    if (Date.now() < downUntil || inFlight >= MAX_IN_FLIGHT) {
+    if (Date.now() < downUntil || inFlight >= maxInFlight) {
       countDropped(items, what);
       done({ code: ExportResultCode.FAILED, error: new Error(`${what}: collector unreachable or too slow`) });
       return;

@@ -88,6 +88,32 @@ describe('standard exporters', () => {
     }
   });
 
+  it('exports spans in batches of 128, or of OTEL_BSP_MAX_EXPORT_BATCH_SIZE', async () => {
+    const batches = async (env: Record<string, string>) => {
+      const receiver = new OtlpReceiver();
+      const endpoint = await receiver.start();
+      try {
+        const run = await runFixture('busy-app.js', {
+          env: {
+            ...pair(),
+            OTEL_TRACES_EXPORTER: 'otlp',
+            OTEL_METRICS_EXPORTER: 'none',
+            OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+            ...env,
+          },
+        });
+        expect(run.code).toBe(0);
+        expect(receiver.spans().filter((s) => s.scope === 'querytrail-pg').length).toBe(600);
+        return receiver.spansPerRequest();
+      } finally {
+        await receiver.stop();
+      }
+    };
+    // full batches while the app runs, the rest in the flush at exit
+    expect(Math.max(...(await batches({ BUSY_QUERIES: '600' })))).toBe(128);
+    expect(Math.max(...(await batches({ BUSY_QUERIES: '600', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512' })))).toBe(512);
+  });
+
   it('serves a Prometheus scrape endpoint with OTEL_METRICS_EXPORTER=prometheus', async () => {
     const port = 19464 + Math.floor(Math.random() * 500);
     let metrics = '';

@@ -40,13 +40,12 @@ export class OtlpReceiver {
   }
 
   spans(): Json[] {
-    return this.traces
-      .flatMap((t) => t.resourceSpans ?? [])
-      .flatMap((rs: Json) =>
-        (rs.scopeSpans ?? []).flatMap((ss: Json) =>
-          (ss.spans ?? []).map((s: Json) => ({ ...s, scope: ss.scope?.name, resource: rs.resource })),
-        ),
-      );
+    return this.traces.flatMap((request) => spansOf(request));
+  }
+
+  /** Spans per export request, in the order received. */
+  spansPerRequest(): number[] {
+    return this.traces.map((request) => spansOf(request).length);
   }
 
   metricPoints(name: string): Json[] {
@@ -66,4 +65,12 @@ export function attrs(list: Json[] | undefined): Record<string, unknown> {
     out[kv.key] = v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.boolValue ?? v.doubleValue));
   }
   return out;
+}
+
+function spansOf(request: Json): Json[] {
+  return (request.resourceSpans ?? []).flatMap((rs: Json) =>
+    (rs.scopeSpans ?? []).flatMap((ss: Json) =>
+      (ss.spans ?? []).map((s: Json) => ({ ...s, scope: ss.scope?.name, resource: rs.resource })),
+    ),
+  );
 }

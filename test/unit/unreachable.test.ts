@@ -40,4 +40,12 @@ describe('exports in the background', () => {
     expect(lines).toEqual([]); // nothing failed yet: it is only slow
     metrics.disable();
   });
+
+  it('lets as many exports under way as it is told (the agent: smaller span batches, more of them)', () => {
+    const received: string[][] = [];
+    const blackHole = { export: (items: string[], _done: (r: ExportResult) => void) => void received.push(items) };
+    const exporter = inBackground(blackHole, 'spans', () => undefined, 8);
+    for (let i = 0; i < 10; i++) exporter.export(['a'], () => undefined);
+    expect(received).toHaveLength(8);
+  });
 });
