@@ -1,11 +1,11 @@
-import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
+import { InstrumentationNodeModuleDefinition, isWrapped } from '@opentelemetry/instrumentation';
 import type { DatabaseRef } from '../../src/database';
 import { guarded } from '../../src/guard';
 import { getRuntime } from '../../src/runtime';
-import { runAs, TrailFacts } from '../../src/seam';
+import { runAs, sendsNow, TrailFacts } from '../../src/seam';
 import type { LibraryProfile, Trail } from '../../src/trail';
 import { pgTargetOf } from '../pg/target';
-import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
+import { ClassExports, Method, Proto, QuerytrailInstrumentation } from '../querytrail-instrumentation';
 import type {
   KyselyCompiledQuery,
   KyselyExecutor,
@@ -55,6 +55,9 @@ const executorBindings = new WeakMap<object, DatabaseRef | null>();
  * a compiled query, the trail with the parts found while it compiled.
  */
 const nodeTrails = new WeakMap<object, Trail>();
+
+/** The driver's connection classes (one per build loaded) whose `executeQuery` is patched. */
+const connectionPrototypes = new Set<Proto>();
 
 /** Nodes that hold values, not sub-trees: never walked (a bulk insert has thousands). */
 const VALUE_NODES = new Set([
@@ -115,11 +118,11 @@ function visit(node: KyselyNode, parts: Trail[] | undefined, depth: number): Tra
 }
 
 /**
- * kysely 0.28 with PostgresDialect (and kysely-replication over it), CommonJS and ESM builds: a trail for
- * every query started from a Kysely instance, a transaction or `sql`, shared by the builders chained
- * from it (they keep its query id); bound to the pool given to the dialect; parts found in the node
- * tree as the query compiles; the trail handed to the pg span while the executor runs it — so where
- * kysely-replication sent it is reported by the connection, truthfully.
+ * kysely 0.28 and 0.29 with PostgresDialect (and kysely-replication over it), CommonJS and ESM builds: a
+ * trail for every query started from a Kysely instance, a transaction or `sql`, shared by the builders
+ * chained from it (they keep its query id); bound to the pool given to the dialect; parts found in the node
+ * tree as the query compiles; the trail handed to the pg span by the driver's connection as it sends it — so
+ * where kysely-replication sent it is reported by the connection, truthfully.
  */
 export class KyselyInstrumentation extends QuerytrailInstrumentation<KyselyInstrumentationConfig> {
   constructor(config: KyselyInstrumentationConfig = {}) {
@@ -143,15 +146,55 @@ export class KyselyInstrumentation extends QuerytrailInstrumentation<KyselyInstr
       this.patchFile(`kysely/${dir}dialect/postgres/postgres-dialect.js`, versions, (e: ClassExports) =>
         this.replaceExport(e, 'PostgresDialect', keepsPool),
       ),
+      this.patchFile(`kysely/${dir}dialect/postgres/postgres-driver.js`, versions, (e: ClassExports) =>
+        this.wrapMethod(e.PostgresDriver, 'acquireConnection', (original) => this.findsConnections(original)),
+      ),
       this.patchFile(`kysely/${dir}query-executor/query-executor-base.js`, versions, (e: ClassExports) => {
         this.wrapMethod(e.QueryExecutorBase, 'transformQuery', transforms);
-        this.wrapMethod(e.QueryExecutorBase, 'executeQuery', runs);
         this.wrapMethod(e.QueryExecutorBase, 'stream', streams);
       }),
     ];
     return this.checkingVersions([
       new InstrumentationNodeModuleDefinition('kysely', VERSIONS, undefined, undefined, BUILDS.flatMap(files)),
     ]);
+  }
+
+  /**
+   * The driver's PostgresConnection sends each compiled query to pg, synchronously in its `executeQuery`: it
+   * states the query's trail there (sendsNow), where the executor would have to enter a context for the
+   * rest of the run (the connection is acquired after an await). The class is not exported: its prototype is
+   * patched from the first connection a driver hands out (until then an acquire takes one more reaction).
+   */
+  private findsConnections(original: Method): Method {
+    const instrumentation = this;
+    let patched = false;
+    return function acquireConnection(this: unknown, ...args: unknown[]) {
+      const acquiring = original.apply(this, args);
+      if (patched) return acquiring;
+      return Promise.resolve(acquiring).then((connection: unknown) => {
+        guarded('kysely connection', () => instrumentation.patchConnection(connection));
+        patched = true;
+        return connection;
+      });
+    };
+  }
+
+  /** Patches the connection's class, once. */
+  private patchConnection(connection: unknown): void {
+    const prototype = connection === null || typeof connection !== 'object' ? null : Object.getPrototypeOf(connection);
+    const own = prototype === null ? undefined : Object.getOwnPropertyDescriptor(prototype, 'executeQuery');
+    if (typeof own?.value !== 'function') return; // a class without its own executeQuery: left alone
+    if (!isWrapped(own.value)) this._wrap(prototype, 'executeQuery', sends);
+    connectionPrototypes.add(prototype);
+  }
+
+  /** The connection class is reached through no export: unpatchAll does not see it. */
+  override disable(): void {
+    super.disable();
+    for (const prototype of connectionPrototypes) {
+      if (isWrapped(prototype.executeQuery)) this._unwrap(prototype, 'executeQuery');
+    }
+    connectionPrototypes.clear();
   }
 
   /** A QueryCreator method or the `sql` tag: the trail the next `createQueryId()` takes. */
@@ -227,11 +270,12 @@ function executionTrailOf(compiledQuery: KyselyCompiledQuery | undefined): Trail
     : (nodeTrails.get(compiledQuery.query) ?? trailOf(compiledQuery.queryId));
 }
 
-function runs(original: Method): Method {
+/** PostgresConnection's `executeQuery`: its pg call is made before its first await. */
+function sends(original: Method): Method {
   return function executeQuery(this: unknown, compiledQuery: KyselyCompiledQuery, ...rest: unknown[]) {
     const trail = executionTrailOf(compiledQuery);
     if (trail === undefined) return original.call(this, compiledQuery, ...rest);
-    return runAs(trail, () => original.call(this, compiledQuery, ...rest));
+    return sendsNow(trail, () => original.call(this, compiledQuery, ...rest));
   };
 }
 
