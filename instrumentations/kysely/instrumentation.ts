@@ -56,9 +56,6 @@ const executorBindings = new WeakMap<object, DatabaseRef | null>();
  */
 const nodeTrails = new WeakMap<object, Trail>();
 
-/** The driver's connection classes (one per build loaded) whose `executeQuery` is patched. */
-const connectionPrototypes = new Set<Proto>();
-
 /** Nodes that hold values, not sub-trees: never walked (a bulk insert has thousands). */
 const VALUE_NODES = new Set([
   'ValueNode',
@@ -125,6 +122,9 @@ function visit(node: KyselyNode, parts: Trail[] | undefined, depth: number): Tra
  * where kysely-replication sent it is reported by the connection, truthfully.
  */
 export class KyselyInstrumentation extends QuerytrailInstrumentation<KyselyInstrumentationConfig> {
+  /** The driver's connection classes (one per build loaded) whose `executeQuery` this instance patched. */
+  private readonly connectionPrototypes = new Set<Proto>();
+
   constructor(config: KyselyInstrumentationConfig = {}) {
     super(KYSELY, config);
   }
@@ -185,16 +185,16 @@ export class KyselyInstrumentation extends QuerytrailInstrumentation<KyselyInstr
     const own = prototype === null ? undefined : Object.getOwnPropertyDescriptor(prototype, 'executeQuery');
     if (typeof own?.value !== 'function') return; // a class without its own executeQuery: left alone
     if (!isWrapped(own.value)) this._wrap(prototype, 'executeQuery', sends);
-    connectionPrototypes.add(prototype);
+    this.connectionPrototypes.add(prototype);
   }
 
   /** The connection class is reached through no export: unpatchAll does not see it. */
   override disable(): void {
     super.disable();
-    for (const prototype of connectionPrototypes) {
+    for (const prototype of this.connectionPrototypes) {
       if (isWrapped(prototype.executeQuery)) this._unwrap(prototype, 'executeQuery');
     }
-    connectionPrototypes.clear();
+    this.connectionPrototypes.clear();
   }
 
   /** A QueryCreator method or the `sql` tag: the trail the next `createQueryId()` takes. */
