@@ -53,9 +53,9 @@ function checkProtocol(env: Env, signal: 'TRACES' | 'METRICS', problem: Problem)
  * Spans per OTLP export, unless OTEL_BSP_MAX_EXPORT_BATCH_SIZE says (the SDK's default is 512). A span waits
  * in the batch processor until its batch is full; querytrail makes one span a query where other
  * instrumentations make two or three, so at 512 its spans wait for 512 queries. Under an ORM that allocates
- * 30–50 KB a query, that outlives two young-generation collections: V8 promotes every waiting span to the
- * old generation (sequelize: ~800 bytes a query; 128: ~40), and the old generation's collector and page
- * faults then cost more than the extra exports (docs/performance.md).
+ * 30–50 KB a query, many outlive two young-generation collections and V8 promotes them to the old generation
+ * (sequelize in npm run bench: 800 bytes a query at 512, 160–180 at 128), where the old generation's
+ * collector and page faults cost more than the extra exports (docs/performance.md).
  */
 export const SPAN_EXPORT_BATCH = 128;
 const SPANS_IN_FLIGHT = 1024;
