@@ -137,7 +137,7 @@ async function drive(run, count, concurrency) {
 const warmed = new Set();
 
 /** One job: a workload at a concurrency, measured; warmed up the first time this worker runs it. */
-async function measure({ name, concurrency, queries, warmup, profileFile }) {
+async function measure({ name, concurrency, queries, warmup, profileFile, gcProfile }) {
   const run = WORKLOADS[name];
   const key = `${name}@${concurrency}`;
   if (!warmed.has(key)) {
@@ -145,14 +145,17 @@ async function measure({ name, concurrency, queries, warmup, profileFile }) {
     warmed.add(key);
   }
   const profiler = profileFile ? await startProfiler() : undefined;
-  const gcProfiler = new v8.GCProfiler();
-  gcProfiler.start();
+  // v8.GCProfiler records the heap's statistics around every collection: ~170 000 instructions each (counted
+  // by bench/instructions.js), 27 collections per 1 000 knex queries. That is CPU on the measured path,
+  // more for the variants that allocate more, so it is on only when asked for (QT_BENCH_GC=1).
+  const gcProfiler = gcProfile ? new v8.GCProfiler() : undefined;
+  gcProfiler?.start();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   await inScope(() => drive(run, queries, concurrency));
   const wallUs = Number(process.hrtime.bigint() - t0) / 1e3 / queries;
   const cpu = process.cpuUsage(cpu0);
-  const gc = gcOf(gcProfiler.stop(), queries);
+  const gc = gcProfiler ? gcOf(gcProfiler.stop(), queries) : {};
   if (profiler) require('node:fs').writeFileSync(profileFile, JSON.stringify(await profiler.stop()));
   return { wallUs, cpuUs: (cpu.user + cpu.system) / queries, systemUs: cpu.system / queries, ...gc };
 }
