@@ -68,7 +68,7 @@ async function serverUrl() {
 
 /**
  * A worker per variant (bench/pg-worker.js), answering one job at a time. `wrapper` runs it under another
- * program (valgrind): node is then started by path, not forked, with the IPC channel passed on.
+ * program (valgrind): the wrapper takes node's place in the fork, and starts node with the IPC channel.
  */
 function startWorker(variant, url, wrapper = []) {
   const worker = path.join(__dirname, 'pg-worker.js');

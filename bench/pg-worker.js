@@ -215,6 +215,8 @@ async function main() {
         (err) => process.send({ error: String(err?.stack ?? err) }),
       );
   });
+  // a bench that failed or was stopped leaves no worker behind (under valgrind, a slow one)
+  process.on('disconnect', () => process.exit(1));
   process.send({ ready: variant });
 }
 main();
