@@ -9,7 +9,7 @@
 // A job's instructions are split by the function that executed them: the garbage collector's (V8's heap
 // code, on any thread), the optimising compilers' (TurboFan and Maglev, on background threads), and the
 // rest — the execution: JavaScript, builtins, the runtime, libuv. The execution repeats within 2–5 % from
-// job to job; the collector's and the compilers' come in lumps (a major collection costs 150–250 million
+// job to job; the collector's and the compilers' come in lumps (a major collection costs 150–280 million
 // instructions in this worker, and V8 re-optimises now and then), so their mean over the jobs is given.
 // V8 tiers code up later under valgrind than on the CPU: the first WARM_JOBS jobs of a workload are not
 // counted.
