@@ -263,7 +263,16 @@ export class QueryTracker {
     metric[ATTR.CONSTRUCTION_PHASE] = constructionPhase;
     if (start.statement.operation) metric[ATTR.DB_OPERATION_NAME] = start.statement.operation;
     if (start.server.role) metric[ATTR.RAN_ROLE] = start.server.role;
-    const entry: AttributeMemo = { ran, bound, library, phase, constructionPhase, creation, provenance, metric };
+    const entry: AttributeMemo = {
+      ran,
+      bound,
+      library,
+      phase,
+      constructionPhase,
+      creation,
+      provenance,
+      metric: sortedByKey(metric),
+    };
     this.attributeMemo.set(start.statement, entry);
     return entry;
   }
@@ -487,6 +496,16 @@ export class QueryTracker {
  * for type integer: "…"`, a literal near an unterminated quote, RAISE messages): unless parameter values
  * are opted in, only the error's name and SQLSTATE are exported. querytrail's own errors carry no values.
  */
+/**
+ * The metrics SDK hashes every record's attributes after sorting their keys: keys given in order are one run
+ * to its sort, found in a pass.
+ */
+function sortedByKey(attributes: Attributes): Attributes {
+  const sorted: Attributes = {};
+  for (const key of Object.keys(attributes).sort()) sorted[key] = attributes[key];
+  return sorted;
+}
+
 function statusMessage(error: unknown, sqlState: string | undefined, valuesAllowed: boolean): string {
   if (error instanceof QueryTrailHazardError || valuesAllowed)
     return error instanceof Error ? error.message : String(error);

@@ -1,11 +1,11 @@
-import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { Context, context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { SiteRef } from '../../src/callsite';
 import { capturePolicyOf } from '../../src/config';
 import { executionSite } from '../../src/execution-site';
 import { guarded, internalErrorOccurred } from '../../src/guard';
 import type { TrackedQuery, QueryTracker } from '../../src/query-tracker';
 import { getRuntime } from '../../src/runtime';
-import { currentScope } from '../../src/scope';
+import { currentScope, Scope } from '../../src/scope';
 import { currentExecution, Execution, sendsNow } from '../../src/seam';
 import { analyzeStatement, StatementInfo } from '../../src/statement';
 import type { LibraryProfile } from '../../src/trail';
@@ -20,6 +20,9 @@ interface PoolQuery {
   site: SiteRef | undefined;
   /** The query object pool.query was called for: a runner's send (sendsNow) is over by the time it connects. */
   execution: Execution | undefined;
+  /** The app's context, restored for client.query by pool.connect's callback; read once per query. */
+  ctx: Context;
+  scope: Scope | undefined;
   /**
    * A query object run through pool.query's promise (drizzle): its span ends in a reaction to that promise,
    * in the app's awaiting chain, where its execution site can still be taken. Raw calls end in the callback.
@@ -140,11 +143,11 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const statement = analyzeStatement(text, 'postgresql');
     const ctx = context.active();
     const execution = currentExecution(ctx);
-    const sites = getRuntime().sites;
-    const site = executionSite(execution, statement.text, below, this.capturePolicy(), sites, currentScope(ctx));
+    const scope = currentScope(ctx);
+    const site = executionSite(execution, statement.text, below, this.capturePolicy(), getRuntime().sites, scope);
     const endsOnPromise =
       execution?.trail !== undefined && typeof args[1] !== 'function' && typeof args[2] !== 'function';
-    return { text, statement, site, execution, endsOnPromise };
+    return { text, statement, site, execution, ctx, scope, endsOnPromise };
   }
 
   private patchClientQuery(original: QueryFn): QueryFn {
@@ -284,14 +287,14 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const text = textOf(config);
     if (text === undefined) return undefined;
     const runtime = getRuntime();
-    const ctx = context.active();
     const pending = poolQueryConnected;
     poolQueryConnected = undefined;
     const pooled = pending !== undefined && pending.text === text ? pending : undefined;
+    const ctx = pooled ? pooled.ctx : context.active();
     const execution = pooled ? pooled.execution : currentExecution(ctx);
     const statement = pooled ? pooled.statement : analyzeStatement(text, 'postgresql');
     const options = this.getConfig();
-    const scope = currentScope(ctx);
+    const scope = pooled ? pooled.scope : currentScope(ctx);
     const { query, rejection } = runtime.tracker.start({
       tracer: this.tracer,
       driver: PG,
@@ -356,7 +359,7 @@ function patchPoolConnect(original: (cb?: PgCallback) => unknown) {
     if (typeof cb !== 'function') return original.call(this, cb);
     const pending = poolQueryCalling;
     poolQueryCalling = undefined;
-    const ctx = context.active();
+    const ctx = pending?.ctx ?? context.active();
     return original.call(this, function connected(this: unknown, err: unknown, client?: unknown, release?: unknown) {
       const outer = poolQueryConnected;
       poolQueryConnected = pending;

@@ -239,6 +239,21 @@ describe('QueryTracker: metrics', () => {
     t.finish(open);
     expect(await collect()).toEqual({ count: 304, inFlight: [0] });
   });
+
+  it('gives the duration histogram its attributes with their keys in order (the SDK sorts them for every record)', async () => {
+    const reader = new PeriodicExportingMetricReader({
+      exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+      exportIntervalMillis: 60_000,
+    });
+    const t = tracker();
+    t.useMeter(new MeterProvider({ readers: [reader] }).getMeter('test'));
+    t.finish(t.start(start({})).query);
+    const { resourceMetrics } = await reader.collect();
+    const duration = resourceMetrics.scopeMetrics[0].metrics.find((m) => m.descriptor.name === DURATION_HISTOGRAM);
+    const keys = Object.keys(duration?.dataPoints[0].attributes ?? {});
+    expect(keys.length).toBeGreaterThan(4);
+    expect(keys).toEqual([...keys].sort());
+  });
 });
 
 describe('QueryTracker: execution sites learned per statement shape', () => {
