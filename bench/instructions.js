@@ -17,6 +17,7 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { instructionsOf, totalOf } = require('./callgrind.js');
 const { VARIANTS, WORKLOADS, median, serverUrl, startWorker } = require('./common.js');
 
 const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 1000);
@@ -30,44 +31,6 @@ try {
   throw new Error('bench/instructions.js needs valgrind (Debian: apt-get install valgrind)');
 }
 
-// V8's collector: its heap classes and visitors (names as callgrind gives them, with their templates)
-const GC = new RegExp(
-  'v8::internal::(Heap::|Heap_|Scaveng|MarkCompact|Marking|ConcurrentMarking|IncrementalMarking|Sweeper|MinorGC|' +
-    'Evacuat|RememberedSet|SlotSet|TypedSlots|MemoryAllocator|MemoryChunk|Page::|PagedSpace|NewSpace|SemiSpace|' +
-    'LargeObjectSpace|GCTracer|ArrayBufferSweeper|WeakObjects|Ephemeron|PointersUpdating|RecordMigrated|' +
-    'LiveObject|BodyDescriptor|HeapObjectVisitor|Worklist|LocalHeap|Safepoint|FreeList|GlobalHandles|' +
-    'TracedHandles|ExternalStringTable|AllocationObserver)|^heap::base::|^cppgc::|Scavenger|MarkingVisitor|' +
-    'UpdatingItem|IterateObjectCache|IterateRoots|SizeFromMap|RootVisitor|ObjectVisitor|StringTableCleaner|' +
-    '__popcount',
-);
-const COMPILER = /v8::internal::(compiler::|maglev::|OptimizingCompile|Turbofan)/;
-
-/** A callgrind dump's instructions by who executed them: self costs per function (call lines are inclusive). */
-function instructionsOf(dump) {
-  const names = new Map();
-  const nameOf = (spec) => {
-    const compressed = /^\((\d+)\)(?: (.*))?$/.exec(spec);
-    if (compressed === null) return spec;
-    if (compressed[2] !== undefined) names.set(compressed[1], compressed[2]);
-    return names.get(compressed[1]);
-  };
-  const counts = { execution: 0, gc: 0, compiler: 0 };
-  let kind = 'execution';
-  let callCost = false;
-  for (const line of dump.split('\n')) {
-    if (line.startsWith('fn=')) {
-      const name = nameOf(line.slice(3));
-      kind = GC.test(name) ? 'gc' : COMPILER.test(name) ? 'compiler' : 'execution';
-    } else if (line.startsWith('cfn=')) nameOf(line.slice(4));
-    else if (line.startsWith('calls=')) callCost = true;
-    else if (/^[0-9+*-]/.test(line)) {
-      if (!callCost) counts[kind] += Number(line.split(' ')[1] ?? 0);
-      callCost = false;
-    }
-  }
-  return counts;
-}
-
 /** The instructions of the last dump callgrind wrote to `prefix`.N, then all of them removed. */
 function lastDump(prefix) {
   const dir = path.dirname(prefix);
@@ -76,8 +39,15 @@ function lastDump(prefix) {
     .filter((f) => f.startsWith(`${path.basename(prefix)}.`))
     .map((f) => path.join(dir, f))
     .sort((a, b) => Number(path.extname(a).slice(1)) - Number(path.extname(b).slice(1)));
-  const counts = instructionsOf(fs.readFileSync(dumps.at(-1), 'utf8'));
-  for (const dump of dumps) fs.rmSync(dump);
+  const dump = fs.readFileSync(dumps.at(-1), 'utf8');
+  const counts = instructionsOf(dump);
+  for (const file of dumps) fs.rmSync(file);
+  // the split is of self costs: its parts add up to callgrind's own total, or the dump was misread
+  const total = totalOf(dump);
+  if (total !== counts.execution + counts.gc + counts.compiler)
+    throw new Error(
+      `${dumps.at(-1)}: its parts add up to ${counts.execution + counts.gc + counts.compiler}, not ${total}`,
+    );
   return counts;
 }
 
