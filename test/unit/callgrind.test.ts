@@ -10,7 +10,7 @@ const { instructionsOf, totalOf } = require('../../bench/callgrind.js') as {
 };
 
 describe('bench/callgrind.js', () => {
-  it("splits self costs by the function that ran them, with names compressed, relative positions and calls' inclusive costs left out", () => {
+  it("splits self costs by the function that ran them; calls' inclusive costs left out", () => {
     const dump = [
       'version: 1',
       'creator: callgrind-3.19.0',

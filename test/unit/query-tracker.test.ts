@@ -215,13 +215,18 @@ describe('QueryTracker', () => {
 });
 
 describe('QueryTracker: metrics', () => {
-  it('hands every finished query to the duration histogram before each collection, and counts those in flight', async () => {
+  function trackerWithReader() {
     const reader = new PeriodicExportingMetricReader({
       exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
       exportIntervalMillis: 60_000,
     });
     const t = tracker();
     t.useMeter(new MeterProvider({ readers: [reader] }).getMeter('test'));
+    return { reader, t };
+  }
+
+  it('hands every finished query to the duration histogram before each collection, and counts those in flight', async () => {
+    const { reader, t } = trackerWithReader();
     const collect = async () => {
       const metrics = (await reader.collect()).resourceMetrics.scopeMetrics[0].metrics;
       const duration = metrics.find((m) => m.descriptor.name === DURATION_HISTOGRAM)?.dataPoints ?? [];
@@ -240,13 +245,8 @@ describe('QueryTracker: metrics', () => {
     expect(await collect()).toEqual({ count: 304, inFlight: [0] });
   });
 
-  it('gives the duration histogram its attributes with their keys in order (the SDK sorts them for every record)', async () => {
-    const reader = new PeriodicExportingMetricReader({
-      exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
-      exportIntervalMillis: 60_000,
-    });
-    const t = tracker();
-    t.useMeter(new MeterProvider({ readers: [reader] }).getMeter('test'));
+  it('gives the duration histogram its attributes in key order (the SDK sorts them per record)', async () => {
+    const { reader, t } = trackerWithReader();
     t.finish(t.start(start({})).query);
     const { resourceMetrics } = await reader.collect();
     const duration = resourceMetrics.scopeMetrics[0].metrics.find((m) => m.descriptor.name === DURATION_HISTOGRAM);
