@@ -492,11 +492,6 @@ export class QueryTracker {
 }
 
 /**
- * The span's status message. A server's error text quotes the values it failed on (`invalid input syntax
- * for type integer: "…"`, a literal near an unterminated quote, RAISE messages): unless parameter values
- * are opted in, only the error's name and SQLSTATE are exported. querytrail's own errors carry no values.
- */
-/**
  * The metrics SDK hashes every record's attributes after sorting their keys: keys given in order are one run
  * to its sort, found in a pass.
  */
@@ -506,6 +501,11 @@ function sortedByKey(attributes: Attributes): Attributes {
   return sorted;
 }
 
+/**
+ * The span's status message. A server's error text quotes the values it failed on (`invalid input syntax
+ * for type integer: "…"`, a literal near an unterminated quote, RAISE messages): unless parameter values
+ * are opted in, only the error's name and SQLSTATE are exported. querytrail's own errors carry no values.
+ */
 function statusMessage(error: unknown, sqlState: string | undefined, valuesAllowed: boolean): string {
   if (error instanceof QueryTrailHazardError || valuesAllowed)
     return error instanceof Error ? error.message : String(error);
