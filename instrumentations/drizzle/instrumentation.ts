@@ -14,8 +14,17 @@ const DRIZZLE: LibraryProfile = {
 const TRAIL = Symbol('querytrail.drizzle.trail');
 const VERSIONS = ['>=0.29.0 <1'];
 
-/** The SQL objects a builder produced (e.g. for `$with(...).as(builder)`), so parts can be traced back. */
+/**
+ * The SQL objects a builder produced outside any preparation (`.as()`, `$with(...).as(builder)`, `toSQL()`), so
+ * parts can be traced back: such SQL sits in a tree (a sub-query's `_.sql`) where drizzle compiles it without
+ * asking its builder again.
+ */
 const sqlOwners = new WeakMap<object, Trail>();
+/**
+ * Whether any such SQL was made: until then, no SQL tree can hide a part, and trees are not walked (a walk
+ * costs a PK select ~9 000 instructions: it reads four properties on every node of a dozen shapes).
+ */
+let ownedSqlMade = false;
 
 /** The query object being prepared: `_prepare` → `sqlToQuery` (parts) → `prepareQuery` (tag) run synchronously. */
 let preparing: Trail | undefined;
@@ -32,7 +41,8 @@ function isObject(value: unknown): boolean {
 
 /**
  * Every query object reachable from an SQL tree: embedded builders, and SQL a builder produced. Most nodes
- * are leaves (strings, params, columns): they are passed over without being remembered.
+ * are leaves (strings, params, columns): they are passed over without being remembered. Embedded builders
+ * are also found as drizzle compiles them (`ownsSql`); SQL a builder produced earlier only by this walk.
  */
 function collectParts(node: unknown, outer: Trail, seen: Set<unknown>, depth: number): void {
   if (node === null || typeof node !== 'object' || depth > 64) return;
@@ -148,13 +158,22 @@ export class DrizzleInstrumentation extends QuerytrailInstrumentation<DrizzleIns
   }
 }
 
+/**
+ * Another builder's SQL asked for while one is prepared is compiled into it (drizzle asks every builder it
+ * meets in the tree: `inArray(col, builder)`, a `sql` template, a union's other side): a part. Asked for outside
+ * any preparation, its SQL is remembered. SQL made for the builder's own preparation is neither.
+ */
 function ownsSql(original: Method): Method {
   return function getSQL(this: DrizzleBuilder, ...args: unknown[]) {
     const sql = original.apply(this, args);
     const trail = trailOf(this);
-    // SQL made for the builder's own preparation is compiled at once, never embedded: not worth remembering
-    if (trail !== undefined && trail !== preparing && sql !== null && typeof sql === 'object')
+    if (trail === undefined || trail === preparing) return sql;
+    const outer = preparing;
+    if (outer !== undefined) guarded('drizzle parts', () => embed(outer, trail));
+    else if (sql !== null && typeof sql === 'object') {
       sqlOwners.set(sql, trail);
+      ownedSqlMade = true;
+    }
     return sql;
   };
 }
@@ -181,7 +200,7 @@ function prepares(original: Method): Method {
 function compiles(original: Method): Method {
   return function sqlToQuery(this: unknown, sql: unknown, ...rest: unknown[]) {
     const outer = preparing;
-    if (outer !== undefined) guarded('drizzle parts', () => collectParts(sql, outer, new Set(), 0));
+    if (outer !== undefined && ownedSqlMade) guarded('drizzle parts', () => collectParts(sql, outer, new Set(), 0));
     return original.call(this, sql, ...rest);
   };
 }
