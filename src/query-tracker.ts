@@ -24,7 +24,7 @@ import { CONSTRUCTION_KEYS, ORIGIN_KEYS, resolveSite, setSiteAttributes, SiteRef
 import type { CapturePolicy } from './config';
 import type { DatabaseRef, DbRole, ServerFacts } from './database';
 import { internalErrorOccurred } from './guard';
-import { Hazard, HAZARD_RULES, HazardRule, NAMES_QUERY_OBJECT, QueryExecution } from './hazards';
+import { applyHazardRules, Hazard, NAMES_QUERY_OBJECT, QueryExecution } from './hazards';
 import { describeBinding } from './hazards/describe';
 import { hashRead, ReadFacts, ScopeLedger, transactionControlOf } from './ledger';
 import { HazardPipeline, QueryTrailHazardError } from './report';
@@ -121,7 +121,6 @@ export class QueryTracker {
     private readonly sites: SiteCapture,
     private readonly hazards: HazardPipeline,
     private readonly nPlusOneThreshold: number,
-    private readonly rules: readonly HazardRule[] = HAZARD_RULES,
   ) {}
 
   useMeter(meter: Meter): void {
@@ -466,13 +465,10 @@ export class QueryTracker {
       nPlusOneThreshold: this.nPlusOneThreshold,
     };
     const hazards: Hazard[] = [];
-    for (const rule of this.rules) {
-      try {
-        const hazard = rule(trail, execution);
-        if (hazard) hazards.push(hazard);
-      } catch (err) {
-        internalErrorOccurred('hazard rule', err);
-      }
+    try {
+      applyHazardRules(trail, execution, hazards);
+    } catch (err) {
+      internalErrorOccurred('hazard rule', err);
     }
     if (hazards.length === 0) return undefined;
     if (query.read !== undefined && hazards.some((h) => h.code === 'n_plus_one')) query.read.group.reported = true;

@@ -1,7 +1,9 @@
 import { HAZARD } from '../attributes';
 import { formatSite, resolveSite } from '../callsite';
 import { capitalize, describeBinding, describeTrail, relatedSiteAttributes } from './describe';
-import type { HazardRule } from './types';
+import type { DatabaseRef } from '../database';
+import type { Trail } from '../trail';
+import type { Hazard, HazardRule } from './types';
 
 /**
  * The query embeds parts (sub-queries, raw fragments) bound to another database. The library compiles
@@ -13,6 +15,10 @@ export const crossDatabaseQuery: HazardRule = (trail, execution) => {
   const target = trail.binding ?? execution.bound;
   const foreign = parts.find((part) => part.binding !== undefined && part.binding !== target);
   if (foreign === undefined) return undefined;
+  return foreignPart(trail, target, foreign);
+};
+
+function foreignPart(trail: Trail, target: DatabaseRef, foreign: Trail): Hazard {
   const foreignSite = resolveSite(foreign.site);
   const rebound = foreign.rebound
     ? ` ${capitalize(foreign.library.name)} has also re-bound that ${foreign.label} to ${describeBinding(target)} ` +
@@ -33,4 +39,4 @@ export const crossDatabaseQuery: HazardRule = (trail, execution) => {
       `query ${describeBinding(foreign.binding)} separately and pass the values.${rebound}`,
     attributes,
   };
-};
+}

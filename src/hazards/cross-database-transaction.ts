@@ -3,6 +3,7 @@ import { formatSite, resolveSite, SiteRef } from '../callsite';
 import type { DatabaseRef } from '../database';
 import { describeScope } from '../scope';
 import { describeBinding, describeExecution, relatedSiteAttributes } from './describe';
+import type { OpenTransaction } from '../ledger';
 import type { Trail } from '../trail';
 import type { Hazard, HazardRule, QueryExecution } from './types';
 
@@ -14,21 +15,34 @@ import type { Hazard, HazardRule, QueryExecution } from './types';
 export const crossDatabaseTransaction: HazardRule = (trail, execution) => {
   const handed = trail?.transaction;
   if (handed?.binding !== undefined && handed.binding !== execution.ran) {
-    return hazard(
-      trail,
-      execution,
-      handed.binding,
-      handed.site,
-      (what, begunAt) =>
-        `${what} was given to the transaction started at ${begunAt} on ${describeBinding(handed.binding)}, ` +
-        `but it belongs to ${describeBinding(execution.ran)} and runs there, outside that transaction: ` +
-        "it neither sees the transaction's writes nor rolls back with it; " +
-        'run it in a transaction of its own client, or move that table to one database.',
-    );
+    return handedToAnother(trail, execution, handed.binding, handed.site);
   }
   if (!execution.statement.isWrite) return undefined;
   const open = execution.ledger?.transactionOnOtherDatabase(execution.ran);
   if (open === undefined) return undefined;
+  return writtenOutside(trail, execution, open);
+};
+
+function handedToAnother(
+  trail: Trail | undefined,
+  execution: QueryExecution,
+  transactionOn: DatabaseRef,
+  begunAt: SiteRef | undefined,
+): Hazard {
+  return hazard(
+    trail,
+    execution,
+    transactionOn,
+    begunAt,
+    (what, begunAtText) =>
+      `${what} was given to the transaction started at ${begunAtText} on ${describeBinding(transactionOn)}, ` +
+      `but it belongs to ${describeBinding(execution.ran)} and runs there, outside that transaction: ` +
+      "it neither sees the transaction's writes nor rolls back with it; " +
+      'run it in a transaction of its own client, or move that table to one database.',
+  );
+}
+
+function writtenOutside(trail: Trail | undefined, execution: QueryExecution, open: OpenTransaction): Hazard {
   return hazard(
     trail,
     execution,
@@ -40,7 +54,7 @@ export const crossDatabaseTransaction: HazardRule = (trail, execution) => {
       'this write is not part of it, so a rollback there leaves it in place and a failure here leaves that one ' +
       'committed; write to one database per transaction, or make this step idempotent and run it after the commit.',
   );
-};
+}
 
 function hazard(
   trail: Trail | undefined,

@@ -2,7 +2,9 @@ import { HAZARD } from '../attributes';
 import { formatSite, sameLine } from '../callsite';
 import { describeScope } from '../scope';
 import { describeExecution } from './describe';
-import type { HazardRule } from './types';
+import type { RepeatedRead } from '../ledger';
+import type { Trail } from '../trail';
+import type { Hazard, HazardRule, QueryExecution } from './types';
 
 /**
  * In one request or job, the same statement with the same values is read again with no write to its
@@ -16,6 +18,10 @@ export const duplicateQuery: HazardRule = (trail, execution) => {
   if (repeated === undefined || repeated.count !== 2) return undefined;
   const sameLoop = sameLine(repeated.firstSite, read!.group.site) && read!.group.distinctRuns > 1;
   if (sameLoop) return undefined;
+  return duplicate(trail, execution, repeated);
+};
+
+function duplicate(trail: Trail | undefined, execution: QueryExecution, repeated: RepeatedRead): Hazard {
   const { statement } = execution;
   const { site, where } = describeExecution(trail, execution);
   const first = sameLine(repeated.firstSite, site) ? 'the same line' : formatSite(repeated.firstSite);
@@ -29,4 +35,4 @@ export const duplicateQuery: HazardRule = (trail, execution) => {
       `reuse the first result (pass it along, or keep it for the request).`,
     attributes: { [HAZARD.COUNT]: repeated.count },
   };
-};
+}

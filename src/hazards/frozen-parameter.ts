@@ -2,7 +2,7 @@ import { HAZARD } from '../attributes';
 import { resolveSite } from '../callsite';
 import type { Trail } from '../trail';
 import { capitalize, describeAge, describeTrail } from './describe';
-import type { HazardRule, QueryExecution } from './types';
+import type { Hazard, HazardRule, QueryExecution } from './types';
 
 /** A value within this distance of a query object's construction is taken as computed at construction. */
 const CONSTRUCTION_WINDOW_MS = 1000;
@@ -35,28 +35,38 @@ function builtElsewhere(trail: Trail, execution: QueryExecution): boolean {
  * (`published_at <= new Date()` at import): every later run uses that stale value.
  */
 export const frozenParameter: HazardRule = (trail, execution) => {
-  if (trail === undefined || execution.parameters === undefined) return undefined;
+  const { parameters } = execution;
+  if (parameters === undefined) return undefined;
   for (let t: Trail | undefined = trail; t !== undefined; t = t.parent) {
     if (!builtElsewhere(t, execution)) continue;
-    for (const value of execution.parameters) {
-      const timestamp = timestampOf(value);
-      if (timestamp === undefined) continue;
-      const { at, precisionMs } = timestamp;
-      if (Math.abs(at - t.createdAt) > CONSTRUCTION_WINDOW_MS + precisionMs) continue;
-      const site = resolveSite(t.site);
-      const stale = execution.now - at;
-      return {
-        code: 'frozen_parameter',
-        severity: 'warning',
-        site,
-        message:
-          `${capitalize(describeTrail(t))} carries a timestamp computed when it was built, ` +
-          `${describeAge(stale)} ago, ` +
-          'and sends that stale value on every run; ' +
-          'compute it when the query runs: build the query inside the request.',
-        attributes: { [HAZARD.STALE_MS]: stale },
-      };
-    }
+    const hazard = frozenValue(t, execution, parameters);
+    if (hazard !== undefined) return hazard;
   }
   return undefined;
 };
+
+/** The first parameter that looks computed when `trail` was built. */
+function frozenValue(trail: Trail, execution: QueryExecution, parameters: readonly unknown[]): Hazard | undefined {
+  for (const value of parameters) {
+    const timestamp = timestampOf(value);
+    if (timestamp === undefined) continue;
+    const { at, precisionMs } = timestamp;
+    if (Math.abs(at - trail.createdAt) <= CONSTRUCTION_WINDOW_MS + precisionMs) return frozen(trail, execution, at);
+  }
+  return undefined;
+}
+
+function frozen(trail: Trail, execution: QueryExecution, at: number): Hazard {
+  const stale = execution.now - at;
+  return {
+    code: 'frozen_parameter',
+    severity: 'warning',
+    site: resolveSite(trail.site),
+    message:
+      `${capitalize(describeTrail(trail))} carries a timestamp computed when it was built, ` +
+      `${describeAge(stale)} ago, ` +
+      'and sends that stale value on every run; ' +
+      'compute it when the query runs: build the query inside the request.',
+    attributes: { [HAZARD.STALE_MS]: stale },
+  };
+}

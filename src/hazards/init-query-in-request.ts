@@ -1,9 +1,9 @@
 import { HAZARD } from '../attributes';
 import { formatSite, resolveSite } from '../callsite';
 import { describeScope } from '../scope';
-import { lineageRoot } from '../trail';
+import { lineageRoot, Trail } from '../trail';
 import { capitalize, describeAge, describeBinding, describeTrail } from './describe';
-import type { HazardRule } from './types';
+import type { Hazard, HazardRule, QueryExecution } from './types';
 
 /**
  * A query object built at init (module load, a config object, a cached base builder) — or derived from
@@ -13,6 +13,10 @@ export const initQueryInRequest: HazardRule = (trail, execution) => {
   if (trail === undefined || execution.phase !== 'request') return undefined;
   const root = lineageRoot(trail);
   if (root.phase !== 'init') return undefined;
+  return builtAtInit(trail, root, execution);
+};
+
+function builtAtInit(trail: Trail, root: Trail, execution: QueryExecution): Hazard {
   const site = resolveSite(root.site);
   const derived =
     root === trail ? '' : ` (derived from it in a ${trail.phase} at ${formatSite(resolveSite(trail.site))})`;
@@ -26,4 +30,4 @@ export const initQueryInRequest: HazardRule = (trail, execution) => {
       `bound to ${describeBinding(root.binding)} since then; build it inside the request instead.`,
     attributes: { [HAZARD.AGE_MS]: execution.now - root.createdAt },
   };
-};
+}

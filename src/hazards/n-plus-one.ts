@@ -2,7 +2,8 @@ import { HAZARD } from '../attributes';
 import { formatSite } from '../callsite';
 import { describeScope } from '../scope';
 import { describeBinding } from './describe';
-import type { HazardRule } from './types';
+import type { ReadGroup } from '../ledger';
+import type { Hazard, HazardRule, QueryExecution } from './types';
 
 /**
  * In one request or job, the same read shape runs from the same line on the same database again and
@@ -19,6 +20,10 @@ export const nPlusOne: HazardRule = (_trail, execution) => {
     group.distinctRuns < 2 // the same values every time is duplicate_query's case
   )
     return undefined;
+  return perRow(execution, group);
+};
+
+function perRow(execution: QueryExecution, group: ReadGroup): Hazard {
   const advice = execution.library.batchAdvice ?? 'fetch the rows in one query';
   const finished = group.finishedRuns ? `; ${group.finishedRuns} finished in ${group.finishedMs.toFixed(1)} ms` : '';
   return {
@@ -31,4 +36,4 @@ export const nPlusOne: HazardRule = (_trail, execution) => {
       `different values${finished}: a potential N+1 (a query per row); ${advice}.`,
     attributes: { [HAZARD.COUNT]: group.runs, [HAZARD.TOTAL_MS]: group.finishedMs },
   };
-};
+}

@@ -1,7 +1,9 @@
 import { HAZARD } from '../attributes';
 import { formatSite, resolveSite } from '../callsite';
 import { describeExecution, relatedSiteAttributes } from './describe';
-import type { HazardRule } from './types';
+import type { WriteRecord } from '../ledger';
+import type { Trail } from '../trail';
+import type { Hazard, HazardRule, QueryExecution } from './types';
 
 /**
  * In one request, a table written on the primary is then read from a replica: with replication lag,
@@ -21,6 +23,11 @@ export const readAfterWrite: HazardRule = (trail, execution) => {
   // every table it reads: a join or sub-select of the written table is as stale as a read of it
   const write = execution.ledger?.writeTo(namespace, statement.reads);
   if (write === undefined) return undefined;
+  return staleRead(trail, execution, write);
+};
+
+function staleRead(trail: Trail | undefined, execution: QueryExecution, write: WriteRecord): Hazard {
+  const { statement } = execution;
   const { site, where } = describeExecution(trail, execution);
   const writeSite = resolveSite(write.site);
   const advice = trail?.library.primaryReadAdvice ?? 'read it from the primary';
@@ -35,4 +42,4 @@ export const readAfterWrite: HazardRule = (trail, execution) => {
       `with replication lag the read may not see the write; ${advice}.`,
     attributes: relatedSiteAttributes('write', writeSite, { [HAZARD.TABLE]: write.table }),
   };
-};
+}

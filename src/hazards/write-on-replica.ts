@@ -1,10 +1,15 @@
 import { HAZARD } from '../attributes';
 import { describeExecution } from './describe';
-import type { HazardRule } from './types';
+import type { Trail } from '../trail';
+import type { Hazard, HazardRule, QueryExecution } from './types';
 
 /** A write sent to a server in recovery: PostgreSQL will answer SQLSTATE 25006 (read-only transaction). */
 export const writeOnReplica: HazardRule = (trail, execution) => {
   if (!execution.statement.isWrite || execution.server.role !== 'replica') return undefined;
+  return writeOnRecovery(trail, execution);
+};
+
+function writeOnRecovery(trail: Trail | undefined, execution: QueryExecution): Hazard {
   const { site, where } = describeExecution(trail, execution);
   return {
     code: 'write_on_replica',
@@ -15,4 +20,4 @@ export const writeOnReplica: HazardRule = (trail, execution) => {
       `(${execution.server.roleEvidence}), where it fails with SQLSTATE 25006; send this write to the primary.`,
     attributes: { [HAZARD.EXPECTED_SQLSTATE]: '25006' },
   };
-};
+}
