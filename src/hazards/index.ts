@@ -17,9 +17,10 @@ export * from './types';
  * Runs every rule, in the order their hazards are reported, into `found` (the caller counts an error a rule
  * throws). One call site per rule, not a loop over an array: a loop's single call site sees ten functions
  * and inlines none, and each rule then tiers up on its own calls only, staying in baseline code (~450
- * instructions a call) for thousands of queries (none of the ten was optimised after 6 200 knex queries). Called here, all ten are inlined into this function's
- * optimised code: each rule is a guard of a few checks and builds its report in a function of its own, which
- * keeps the ten within TurboFan's inlining budget (920 bytes of bytecode).
+ * instructions a call) for thousands of queries (none of the ten was optimised after 6 200 knex queries).
+ * Called here, all ten are inlined into this function's optimised code: each rule is a guard of a few checks
+ * and builds its report in a function of its own, which keeps the ten within TurboFan's inlining budget (920
+ * bytes of bytecode).
  */
 export function applyHazardRules(trail: Trail | undefined, execution: QueryExecution, found: Hazard[]): void {
   let hazard: Hazard | undefined;
