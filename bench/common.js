@@ -11,6 +11,8 @@ if (process.env.QT_BENCH_BASELINE) VARIANTS.push('querytrail (baseline)');
 if (process.env.QT_BENCH_PG_ALONE) VARIANTS.push('querytrail (PgInstrumentation alone)');
 // QT_BENCH_AGENT_BATCH=1 adds querytrail with the agent's span export batch (128) in place of the SDK's (512)
 if (process.env.QT_BENCH_AGENT_BATCH) VARIANTS.push("querytrail (agent's export batch)");
+// QT_BENCH_METRICS_API=1 adds querytrail recording durations through the metrics API, as without its producer
+if (process.env.QT_BENCH_METRICS_API) VARIANTS.push('querytrail (metrics API)');
 // QT_BENCH_VARIANTS="bare,querytrail,OTel contrib" keeps only the variants named (bare and contrib are needed)
 const keep = process.env.QT_BENCH_VARIANTS?.split(',').map((name) => name.trim());
 if (keep) VARIANTS.splice(0, VARIANTS.length, ...VARIANTS.filter((variant) => keep.includes(variant)));

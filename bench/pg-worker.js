@@ -20,15 +20,24 @@ const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanP
 api.trace.setGlobalTracerProvider(tracerProvider);
 api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 const metricExporter = { ...drop, selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE };
+const qt = variant.startsWith('querytrail')
+  ? require(variant === 'querytrail (baseline)' ? process.env.QT_BENCH_BASELINE : '../dist/src/index.js')
+  : undefined;
+// The reader is given querytrail's duration histogram producer, as the agent gives its readers
+// (exporters/otel.ts); `querytrail (metrics API)` and `querytrail (PgInstrumentation alone)` set up metrics as a
+// user's own SDK does without it: durations recorded through the metrics API.
+const throughApi = variant === 'querytrail (metrics API)' || variant === 'querytrail (PgInstrumentation alone)';
+const metricProducers = qt?.durationMetricProducer && !throughApi ? [qt.durationMetricProducer()] : [];
 const meterProvider = new MeterProvider({
-  readers: [new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: 3_600_000 })],
+  readers: [
+    new PeriodicExportingMetricReader({ exporter: metricExporter, exportIntervalMillis: 3_600_000, metricProducers }),
+  ],
 });
 api.metrics.setGlobalMeterProvider(meterProvider);
 
 // Apps build and run their queries inside requests or jobs; querytrail's policies depend on that.
 let inScope = (fn) => fn();
-if (variant.startsWith('querytrail')) {
-  const qt = require(variant === 'querytrail (baseline)' ? process.env.QT_BENCH_BASELINE : '../dist/src/index.js');
+if (qt) {
   inScope = (fn) => qt.runInJob('bench', fn);
   // `querytrail`: the defaults (capture lean); `querytrail (auto)`: every query object captured where built
   qt.configureQuerytrail({ console: 'off', capture: variant === 'querytrail (auto)' ? 'auto' : undefined });

@@ -1,8 +1,16 @@
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  ConsoleMetricExporter,
+  InstrumentType,
+  MetricReader,
+  PeriodicExportingMetricReader,
+  PushMetricExporter,
+} from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, ConsoleSpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { durationMetricProducer } from '../src/duration-histogram';
 import { exporterIoOptions, inBackground } from './unreachable';
 
 type Env = Record<string, string | undefined>;
@@ -88,7 +96,10 @@ function positive(env: Env, name: string, fallback: number, problem: Problem, ma
   return fallback;
 }
 
-/** Metric readers for OTEL_METRICS_EXPORTER (otlp, prometheus, console, none; default otlp). */
+/**
+ * Metric readers for OTEL_METRICS_EXPORTER (otlp, prometheus, console, none; default otlp), each given a
+ * producer of querytrail's duration histogram in the temporality its exporter selects (src/duration-histogram.ts).
+ */
 export function metricReadersFromEnv(env: Env, problem: Problem): MetricReader[] {
   const interval = positive(env, 'OTEL_METRIC_EXPORT_INTERVAL', 60_000, problem);
   return exporterList(env, 'OTEL_METRICS_EXPORTER', ['otlp', 'prometheus', 'console', 'none'], problem).map((name) => {
@@ -97,18 +108,22 @@ export function metricReadersFromEnv(env: Env, problem: Problem): MetricReader[]
       return new PrometheusExporter({
         host: env.OTEL_EXPORTER_PROMETHEUS_HOST || undefined,
         port: positive(env, 'OTEL_EXPORTER_PROMETHEUS_PORT', 9464, problem, 65535),
+        metricProducers: [durationMetricProducer(AggregationTemporality.CUMULATIVE)],
       });
     }
-    if (name === 'console')
-      return new PeriodicExportingMetricReader({
-        exporter: new ConsoleMetricExporter(),
-        exportIntervalMillis: interval,
-      });
-    checkProtocol(env, 'METRICS', problem);
-    checkEndpoint(env, 'METRICS', problem);
+    let exporter: PushMetricExporter;
+    if (name === 'console') {
+      exporter = new ConsoleMetricExporter();
+    } else {
+      checkProtocol(env, 'METRICS', problem);
+      checkEndpoint(env, 'METRICS', problem);
+      exporter = inBackground(new OTLPMetricExporter(exporterIoOptions('METRICS')), 'metrics', problem);
+    }
+    const temporality = exporter.selectAggregationTemporality?.(InstrumentType.HISTOGRAM);
     return new PeriodicExportingMetricReader({
-      exporter: inBackground(new OTLPMetricExporter(exporterIoOptions('METRICS')), 'metrics', problem),
+      exporter,
       exportIntervalMillis: interval,
+      metricProducers: [durationMetricProducer(temporality)],
     });
   });
 }

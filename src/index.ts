@@ -5,6 +5,8 @@ import { configureRuntime, Runtime } from './runtime';
 
 export * from '../instrumentations';
 export type { QuerytrailInstrumentationConfig } from './config';
+export { durationMetricProducer } from './duration-histogram';
+export type { DurationHistogramProducer } from './duration-histogram';
 export { JsonLinesSpanProcessor } from '../exporters/jsonl';
 export { ConsoleSpanProcessor, ConsoleWarnings } from '../exporters/console';
 export { QueryTrailHazardError } from './report';

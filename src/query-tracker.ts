@@ -23,6 +23,7 @@ import {
 import { CONSTRUCTION_KEYS, ORIGIN_KEYS, resolveSite, setSiteAttributes, SiteRef, StackCapture } from './callsite';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef, DbRole, ServerFacts } from './database';
+import { DURATION_DESCRIPTION, durationProducers } from './duration-histogram';
 import { internalErrorOccurred } from './guard';
 import { applyHazardRules, Hazard, NAMES_QUERY_OBJECT, QueryExecution } from './hazards';
 import { describeBinding } from './hazards/describe';
@@ -36,7 +37,8 @@ import { LibraryProfile, lineageRoot, Trail } from './trail';
 /** How long a finished query's span waits for the answer to a question about its server's role. */
 const ROLE_ANSWER_WAIT_MS = 2000;
 /**
- * Query durations are handed to the histogram in batches of this many (and all of them before every metric
+ * Through the metrics API (no reader was given querytrail's producer: src/duration-histogram.ts), query
+ * durations are handed to the histogram in batches of this many (and all of them before every metric
  * collection): recorded one by one between the driver's work, the SDK's attribute hashing cost ~3× more.
  */
 const DURATION_BATCH = 128;
@@ -125,7 +127,7 @@ export class QueryTracker {
 
   useMeter(meter: Meter): void {
     this.histogram = meter.createHistogram(DURATION_HISTOGRAM, {
-      description: 'Duration of database client operations',
+      description: DURATION_DESCRIPTION,
       unit: 's',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     });
@@ -343,9 +345,13 @@ export class QueryTracker {
         if (type !== undefined) metric[ATTR.ERROR_TYPE] = type;
         if (roleChanged) metric[ATTR.RAN_ROLE] = role;
       }
-      this.durations.push(ms / 1000);
-      this.durationAttributes.push(metric);
-      if (this.durations.length >= DURATION_BATCH) this.flushDurations();
+      if (durationProducers.length !== 0) {
+        for (let i = 0; i < durationProducers.length; i++) durationProducers[i].record(ms / 1000, metric);
+      } else {
+        this.durations.push(ms / 1000);
+        this.durationAttributes.push(metric);
+        if (this.durations.length >= DURATION_BATCH) this.flushDurations();
+      }
     } catch (err) {
       internalErrorOccurred('query finish', err);
     }

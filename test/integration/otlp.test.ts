@@ -114,6 +114,48 @@ describe('standard exporters', () => {
     expect(Math.max(...(await batches({ BUSY_QUERIES: '600', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512' })))).toBe(512);
   });
 
+  it.each([
+    ['delta', 1],
+    ['cumulative', 2],
+  ])(
+    'exports the duration histogram with %s temporality, every query counted once',
+    async (preference, temporality) => {
+      const receiver = new OtlpReceiver();
+      const endpoint = await receiver.start();
+      try {
+        const run = await runFixture('busy-app.js', {
+          env: {
+            ...pair(),
+            BUSY_QUERIES: '600',
+            OTEL_TRACES_EXPORTER: 'none',
+            OTEL_METRICS_EXPORTER: 'otlp',
+            OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+            OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: preference,
+            OTEL_METRIC_EXPORT_INTERVAL: '100',
+          },
+        });
+        expect(run.code).toBe(0);
+        const histograms = receiver.metrics
+          .flatMap((m) => m.resourceMetrics ?? [])
+          .flatMap((rm) => rm.scopeMetrics ?? [])
+          .flatMap((sm) => sm.metrics ?? [])
+          .filter((m) => m.name === 'db.client.operation.duration');
+        expect(histograms.length).toBeGreaterThan(1); // exported while the app ran, and at exit
+        for (const h of histograms) expect(h.histogram.aggregationTemporality).toBe(temporality);
+        const counts = histograms.map((h) =>
+          h.histogram.dataPoints
+            .filter((p: { attributes: [] }) => attrs(p.attributes)['db.operation.name'] === 'SELECT')
+            .reduce((n: number, p: { count: string }) => n + Number(p.count), 0),
+        );
+        // delta points add up to the queries; a cumulative point's last value is all of them
+        const total = preference === 'delta' ? counts.reduce((a, b) => a + b, 0) : counts[counts.length - 1];
+        expect(total).toBe(600);
+      } finally {
+        await receiver.stop();
+      }
+    },
+  );
+
   it('serves a Prometheus scrape endpoint with OTEL_METRICS_EXPORTER=prometheus', async () => {
     const port = 19464 + Math.floor(Math.random() * 500);
     let metrics = '';
@@ -127,5 +169,6 @@ describe('standard exporters', () => {
     expect(run.signal).toBe('SIGTERM');
     expect(metrics).toMatch(/querytrail_hazards_total\{[^}]*code="write_on_replica"[^}]*\} 1/);
     expect(metrics).toMatch(/db_client_operation_duration_bucket\{[^}]*querytrail_ran_role="replica"/);
+    expect(metrics.match(/^# TYPE db_client_operation_duration/gm)).toHaveLength(1);
   });
 });
