@@ -121,32 +121,19 @@ describe('standard exporters', () => {
     'exports the duration histogram with %s temporality, every query counted once',
     async (preference, temporality) => {
       const receiver = new OtlpReceiver();
-      const endpoint = await receiver.start();
+      const OTEL_EXPORTER_OTLP_ENDPOINT = await receiver.start();
       try {
-        const run = await runFixture('busy-app.js', {
-          env: {
-            ...pair(),
-            BUSY_QUERIES: '600',
-            OTEL_TRACES_EXPORTER: 'none',
-            OTEL_METRICS_EXPORTER: 'otlp',
-            OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
-            OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: preference,
-            OTEL_METRIC_EXPORT_INTERVAL: '100',
-          },
-        });
+        const env = { BUSY_QUERIES: '600', OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'otlp' };
+        const temporalityEnv = { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: preference };
+        const exportEnv = { OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_METRIC_EXPORT_INTERVAL: '100' };
+        const run = await runFixture('busy-app.js', { env: { ...pair(), ...env, ...temporalityEnv, ...exportEnv } });
         expect(run.code).toBe(0);
-        const histograms = receiver.metrics
-          .flatMap((m) => m.resourceMetrics ?? [])
-          .flatMap((rm) => rm.scopeMetrics ?? [])
-          .flatMap((sm) => sm.metrics ?? [])
-          .filter((m) => m.name === 'db.client.operation.duration');
+        const histograms = receiver.metricsNamed('db.client.operation.duration');
         expect(histograms.length).toBeGreaterThan(1); // exported while the app ran, and at exit
         for (const h of histograms) expect(h.histogram.aggregationTemporality).toBe(temporality);
-        const counts = histograms.map((h) =>
-          h.histogram.dataPoints
-            .filter((p: { attributes: [] }) => attrs(p.attributes)['db.operation.name'] === 'SELECT')
-            .reduce((n: number, p: { count: string }) => n + Number(p.count), 0),
-        );
+        const selects = (h: { histogram: { dataPoints: { attributes: []; count: string }[] } }) =>
+          h.histogram.dataPoints.filter((p) => attrs(p.attributes)['db.operation.name'] === 'SELECT');
+        const counts = histograms.map((h) => selects(h).reduce((n, p) => n + Number(p.count), 0));
         // delta points add up to the queries; a cumulative point's last value is all of them
         const total = preference === 'delta' ? counts.reduce((a, b) => a + b, 0) : counts[counts.length - 1];
         expect(total).toBe(600);

@@ -48,13 +48,17 @@ export class OtlpReceiver {
     return this.traces.map((request) => spansOf(request).length);
   }
 
-  metricPoints(name: string): Json[] {
+  /** Every export's metric of that name, in the order received. */
+  metricsNamed(name: string): Json[] {
     return this.metrics
       .flatMap((m) => m.resourceMetrics ?? [])
       .flatMap((rm: Json) => rm.scopeMetrics ?? [])
       .flatMap((sm: Json) => sm.metrics ?? [])
-      .filter((m: Json) => m.name === name)
-      .flatMap((m: Json) => m.sum?.dataPoints ?? m.histogram?.dataPoints ?? []);
+      .filter((m: Json) => m.name === name);
+  }
+
+  metricPoints(name: string): Json[] {
+    return this.metricsNamed(name).flatMap((m: Json) => m.sum?.dataPoints ?? m.histogram?.dataPoints ?? []);
   }
 }
 
