@@ -1,6 +1,7 @@
 // One benchmark variant in its own process (patches are process-wide): the same SDK setup for every
-// variant — spans to a dropping exporter through a BatchSpanProcessor, metrics aggregated, a parent span
-// active — and pools of 4 (pg.Pool, knex's own, drizzle's pg.Pool) against the server in QT_BENCH_URL.
+// variant — spans to a dropping exporter through a BatchSpanProcessor, metrics aggregated (querytrail's
+// reader also given its duration histogram producer, as the agent's are), a parent span active — and pools
+// of 4 (pg.Pool, knex's own, drizzle's pg.Pool) against the server in QT_BENCH_URL.
 // There is no OTel contrib drizzle or kysely instrumentation, and prisma's own (@prisma/instrumentation) is
 // not OTel contrib: for those, "OTel contrib" is instrumentation-pg.
 const { variant } = JSON.parse(process.argv[2]);
