@@ -10,6 +10,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { DURATION_BUCKETS, DURATION_HISTOGRAM } from '../../src/attributes';
 import { DURATION_DESCRIPTION, DurationHistogramProducer } from '../../src/duration-histogram';
+import { VERSION } from '../../src/version';
 
 class ReaderOf extends MetricReader {
   constructor(temporality: AggregationTemporality) {
@@ -89,7 +90,9 @@ it('puts attribute sets past the cardinality limit in one overflow point, as the
     histogram.record(0.01, { 'db.namespace': `db${i}` });
     producer.record(0.01, { 'db.namespace': `db${i}` });
   }
-  const own = histogramOf((await producer.collect()).resourceMetrics)!;
+  const collected = (await producer.collect()).resourceMetrics;
+  expect(collected.scopeMetrics.map((s) => s.scope)).toEqual([{ name: 'querytrail', version: VERSION }]);
+  const own = histogramOf(collected)!;
   expect(points(own)).toEqual(points(histogramOf((await reader.collect()).resourceMetrics)));
   expect(own.dataPoints).toHaveLength(2000);
   expect(own.dataPoints.find((p) => p.attributes['otel.metric.overflow'] === true)?.value.count).toBe(101);
