@@ -1,5 +1,5 @@
 import { types } from 'node:util';
-import type { MeterProvider } from '@opentelemetry/api';
+import type { Context, MeterProvider } from '@opentelemetry/api';
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
@@ -97,8 +97,8 @@ export abstract class QuerytrailInstrumentation<
   }
 
   /** "A query object of this library was built here": `below` is the patched function the app called. */
-  protected startTrail(below: Function, facts?: TrailFacts): Trail {
-    return startTrail(this.library, this.capturePolicy(), below, facts);
+  protected startTrail(below: Function, facts?: TrailFacts, ctx?: Context): Trail {
+    return startTrail(this.library, this.capturePolicy(), below, facts, ctx);
   }
 
   /** A module's main exports: `patch` calls `wrapMethod` on its classes; it may return other exports to use. */

@@ -3,7 +3,7 @@
  * eager ORM call started at init): awaited again, they send no query, so no query span exists. They are
  * judged where the app awaits them (hazards/memoised-result.ts), through the same hazard pipeline.
  */
-import { trace } from '@opentelemetry/api';
+import { context, Context, trace } from '@opentelemetry/api';
 import { internalErrorOccurred } from './guard';
 import { describeBinding } from './hazards/describe';
 import { FirstRun, memoisedResultReuse } from './hazards/memoised-result';
@@ -43,9 +43,14 @@ export function judgeAwaitOfKeptResult(trail: Trail, firstRun: FirstRun): QueryT
  * object). Made at init, it runs then, and a request that awaits its promise later gets the boot-time
  * rows: such a promise's awaits are watched.
  */
-export function runEagerly<T>(trail: Trail, run: () => T, from: RunFrom | SiteRef = 'construction'): T {
-  const result = runAs(trail, run, from);
-  if (currentScope() === undefined && result instanceof Promise) {
+export function runEagerly<T>(
+  trail: Trail,
+  run: () => T,
+  from: RunFrom | SiteRef = 'construction',
+  ctx: Context = context.active(),
+): T {
+  const result = runAs(trail, run, from, ctx);
+  if (currentScope(ctx) === undefined && result instanceof Promise) {
     try {
       observeAwaits(result, trail, { phase: 'init', scopeId: undefined, at: Date.now() });
     } catch (err) {

@@ -95,9 +95,14 @@ const EXECUTION = createContextKey('querytrail.execution');
  * whose entry point the app calls synchronously, where the driver would find no application frame (a
  * stream), passes the site it took there (`entrySite`).
  */
-export function runAs<T>(trail: Trail, fn: () => T, from: RunFrom | SiteRef = 'await'): T {
+export function runAs<T>(
+  trail: Trail,
+  fn: () => T,
+  from: RunFrom | SiteRef = 'await',
+  ctx: Context = context.active(),
+): T {
   const execution: Execution = { trail, from };
-  return enter(context.active().setValue(EXECUTION, execution), fn);
+  return enter(ctx.setValue(EXECUTION, execution), fn);
 }
 
 /** The execution a library's runner is sending right now (sendsNow): it comes before the context's. */
@@ -135,7 +140,7 @@ export function continueAs<T>(trail: Trail, fn: () => T, ctx: Context = context.
   const running = currentExecution(ctx);
   // the same pool as the call's own trail: nothing changes, no context to copy
   if (running?.trail === trail) return fn();
-  return runAs(trail, fn, running?.from);
+  return runAs(trail, fn, running?.from, ctx);
 }
 
 /** Where the app called `below`, an instrumentation's patched entry point, as `capture` allows. */

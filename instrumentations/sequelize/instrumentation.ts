@@ -1,9 +1,10 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
-import { guarded } from '../../src/guard';
+import { context, Context } from '@opentelemetry/api';
+import { guarded, internalErrorOccurred } from '../../src/guard';
 import { runEagerly } from '../../src/memoised-results';
 import { getRuntime } from '../../src/runtime';
 import { continueAs, currentExecution, embed, runAs, runningCall, throughPool, withoutTrail } from '../../src/seam';
-import type { LibraryProfile } from '../../src/trail';
+import type { LibraryProfile, Trail } from '../../src/trail';
 import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
 import { ReplicatedBindings, replicatedBindings } from '../replication';
 import type {
@@ -136,62 +137,83 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
   }
 
   /**
-   * A model call: a new trail, unless a call is already running (sequelize's own nested calls, findOne →
-   * findAll, share it). `instanceOf(this)`: the Sequelize instance of the model class or instance.
+   * A model call: a new trail, unless a call is already running (sequelize's own nested calls, findByPk →
+   * findOne → findAll, share it: they only look for it). `instanceOf(this)`: the Sequelize instance of the
+   * model class or instance. The context is read once a call: each read costs about as much as the rest.
    */
   private callsModel(original: Method, instanceOf: (self: unknown) => SequelizeInstance | undefined): Method {
     const instrumentation = this;
     return function modelCall(this: unknown, ...args: unknown[]) {
-      const trail = guarded('sequelize call', () => {
-        const sequelize = instanceOf(this);
-        if (!isPostgres(sequelize) || runningCall(SEQUELIZE) !== undefined) return undefined;
-        // its line is learned per model: a model class, or an instance's class
-        const model = typeof this === 'function' ? this : (this as { constructor?: object } | null)?.constructor;
-        const call = instrumentation.startTrail(modelCall, {
-          binding: bindingsOf(sequelize).primary,
-          eager: true,
-          receiver: model,
-        });
-        const options = args.find((arg) => arg !== null && typeof arg === 'object' && 'include' in arg) as
-          { include?: unknown } | undefined;
-        for (const model of foreignIncludes(sequelize, options?.include, 0, [])) {
-          // the include compiles into this call's SQL: a part built on the same line, bound to its own instance
-          const binding = bindingsOf(model.sequelize as SequelizeInstance).primary;
-          embed(call, {
-            ...call,
-            binding,
-            parent: undefined,
-            parts: undefined,
-            label: `include of ${model.name ?? 'a model'}`,
-          });
+      let ctx: Context | undefined;
+      let trail: Trail | undefined;
+      // try/catch rather than guarded(): no closure allocated per call
+      try {
+        ctx = context.active();
+        if (runningCall(SEQUELIZE, ctx) === undefined) {
+          const sequelize = instanceOf(this);
+          if (isPostgres(sequelize)) trail = instrumentation.modelCallTrail(modelCall, this, sequelize, args, ctx);
         }
-        return call;
-      });
+      } catch (err) {
+        internalErrorOccurred('sequelize call', err);
+      }
       if (trail === undefined) return original.apply(this, args);
-      return runEagerly(trail, () => original.apply(this, args));
+      return runEagerly(trail, () => original.apply(this, args), 'construction', ctx);
     };
+  }
+
+  /** The trail of a model call made on `self` (a model class or instance), with its foreign includes. */
+  private modelCallTrail(below: Function, self: unknown, sequelize: SequelizeInstance, args: unknown[], ctx: Context) {
+    // its line is learned per model: a model class, or an instance's class
+    const model = typeof self === 'function' ? self : (self as { constructor?: object } | null)?.constructor;
+    const call = this.startTrail(below, { binding: bindingsOf(sequelize).primary, eager: true, receiver: model }, ctx);
+    for (const arg of args) {
+      if (arg === null || typeof arg !== 'object' || !('include' in arg)) continue;
+      for (const included of foreignIncludes(sequelize, (arg as { include?: unknown }).include, 0, [])) {
+        // the include compiles into this call's SQL: a part built on the same line, bound to its own instance
+        const binding = bindingsOf(included.sequelize as SequelizeInstance).primary;
+        embed(call, {
+          ...call,
+          binding,
+          parent: undefined,
+          parts: undefined,
+          label: `include of ${included.name ?? 'a model'}`,
+        });
+      }
+      break;
+    }
+    return call;
   }
 
   /** The query's pool and binding, on a copy of the call's trail; a raw `sequelize.query` starts its own. */
   private queries(original: Method): Method {
     const instrumentation = this;
     return function query(this: SequelizeInstance, sql: unknown, options?: SequelizeQueryOptions, ...rest: unknown[]) {
-      let ownCall = false;
-      const trail = guarded('sequelize query', () => {
-        if (!isPostgres(this)) return undefined;
-        const bindings = bindingsOf(this);
-        let call = currentExecution()?.trail;
-        if (call?.library !== SEQUELIZE) {
-          ownCall = true;
-          call = instrumentation.startTrail(query, { binding: bindings.primary, eager: true, receiver: this });
+      let ctx: Context | undefined;
+      let running: Trail | undefined;
+      let trail: Trail | undefined;
+      try {
+        ctx = context.active();
+        if (isPostgres(this)) {
+          const bindings = bindingsOf(this);
+          running = currentExecution(ctx)?.trail;
+          if (running?.library !== SEQUELIZE) running = undefined;
+          trail =
+            running ??
+            instrumentation.startTrail(query, { binding: bindings.primary, eager: true, receiver: this }, ctx);
+          if (bindings.replicated) {
+            const pool = poolOf(options);
+            trail = throughPool(trail, pool, pool === 'read' ? bindings.replica : bindings.primary);
+          }
         }
-        if (!bindings.replicated) return call;
-        const pool = poolOf(options);
-        return throughPool(call, pool, pool === 'read' ? bindings.replica : bindings.primary);
-      });
-      if (trail === undefined) return original.call(this, sql, options, ...rest);
-      if (ownCall) return runEagerly(trail, () => original.call(this, sql, options, ...rest));
-      return continueAs(trail, () => original.call(this, sql, options, ...rest));
+      } catch (err) {
+        internalErrorOccurred('sequelize query', err);
+      }
+      // the model call's own trail runs on: nothing to enter
+      if (trail === undefined || trail === running) return original.call(this, sql, options, ...rest);
+      if (running === undefined) {
+        return runEagerly(trail, () => original.call(this, sql, options, ...rest), 'construction', ctx);
+      }
+      return continueAs(trail, () => original.call(this, sql, options, ...rest), ctx);
     };
   }
 
