@@ -1,10 +1,11 @@
+import { context, Context } from '@opentelemetry/api';
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { DatabaseRef } from '../../src/database';
-import { guarded } from '../../src/guard';
+import { guarded, internalErrorOccurred } from '../../src/guard';
 import { FirstRun, judgeAwaitOfKeptResult } from '../../src/memoised-results';
 import { getRuntime } from '../../src/runtime';
 import { currentScope, phaseOf } from '../../src/scope';
-import { currentExecution, runAs, runningCall } from '../../src/seam';
+import { currentExecution, runAs, RunFrom, runningCall } from '../../src/seam';
 import type { LibraryProfile, Trail } from '../../src/trail';
 import { pgTargetOf, pgTargetOfSettings } from '../pg/target';
 import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
@@ -128,52 +129,65 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
    * read on a replica client, prisma's own follow-ups — belongs to that one: it keeps its site, with this
    * client's binding and pool.
    */
-  private promiseTrail(client: PrismaRawClient, below: Function, params: unknown): Trail | undefined {
+  private promiseTrail(client: PrismaRawClient, below: Function, params: unknown, ctx: Context): Trail | undefined {
     const binding = bindingOf(client);
     if (binding === undefined) return undefined;
     const pool = client[POOL] as string | undefined;
-    const running = runningCall(PRISMA);
+    const running = runningCall(PRISMA, ctx);
     if (running !== undefined) {
       return running.binding === binding && running.pool === pool ? running : { ...running, binding, pool };
     }
     // usually awaited where it is made: its construction is where it runs
-    const trail = this.startTrail(below, { binding, eager: true, receiver: callKeyOf(client, params) });
+    const trail = this.startTrail(below, { binding, eager: true, receiver: callKeyOf(client, params) }, ctx);
     if (pool !== undefined) trail.pool = pool;
     return trail;
   }
 
+  /**
+   * Each PrismaPromise gets a trail where the app makes it, and runs as it when prisma runs it. The context
+   * is read once in each (try/catch, not guarded(): no closure per call): each read costs about as much as
+   * the rest of the wrapper.
+   */
   private tracesPromises(client: PrismaRawClient, factory: PrismaPromiseFactory): PrismaPromiseFactory {
     const instrumentation = this;
     return function createPrismaPromise(this: unknown, callback, ...rest) {
       if (!instrumentation.isEnabled()) return factory.call(this, callback, ...rest);
-      const built = guarded('prisma construction', () =>
-        instrumentation.promiseTrail(client, createPrismaPromise, rest[0]),
-      );
+      let built: Trail | undefined;
+      try {
+        built = instrumentation.promiseTrail(client, createPrismaPromise, rest[0], context.active());
+      } catch (err) {
+        internalErrorOccurred('prisma construction', err);
+      }
       if (built === undefined) return factory.call(this, callback, ...rest);
-      let firstRun: FirstRun | undefined;
+      const watch: ReuseWatch = { trail: built, firstRun: undefined };
       const promise = factory.call(
         this,
         function runsQuery(this: unknown, transaction?: unknown) {
-          const scope = currentScope();
-          firstRun ??= { phase: phaseOf(scope), scopeId: scope?.id, at: Date.now() };
-          const running = currentExecution()?.trail;
-          let trail = built;
-          if (running?.kind === 'transaction' && running.library === PRISMA) {
-            // A batch `$transaction([...])` runs its own client's queries together, under its line. Another
-            // client's query in a batch, or any awaited in an interactive transaction's callback (its `tx`
-            // queries do not come here), runs outside it: a hazard when that is another database.
-            const inBatch = (transaction as { kind?: string } | undefined)?.kind === 'batch';
-            if (inBatch && transactionClients.get(running) === client) return callback.call(this, transaction);
-            trail = { ...built, transaction: running };
+          let ctx: Context | undefined;
+          let trail: Trail | undefined;
+          let from: RunFrom = 'await';
+          try {
+            ctx = context.active();
+            const scope = currentScope(ctx);
+            watch.firstRun ??= { phase: phaseOf(scope), scopeId: scope?.id, at: Date.now() };
+            trail = runsAs(built, client, currentExecution(ctx)?.trail, transaction);
+            // Run by the first `then`, from a microtask. Awaited in the scope it was built in, the line that
+            // built it is the line that awaits it (prisma may batch it with others: V8's async frames would
+            // name theirs).
+            if (built.phase !== 'init' && built.scopeId === scope?.id) from = 'construction';
+          } catch (err) {
+            internalErrorOccurred('prisma run', err);
           }
-          // Run by the first `then`, from a microtask. Awaited in the scope it was built in, the line that built
-          // it is the line that awaits it (prisma may batch it with others: V8's async frames would name theirs).
-          const from = built.phase !== 'init' && built.scopeId === scope?.id ? 'construction' : 'await';
-          return runAs(trail, () => callback.call(this, transaction), from);
+          if (trail === undefined) return callback.call(this, transaction);
+          return runAs(trail, () => callback.call(this, transaction), from, ctx);
         },
         ...rest,
       );
-      guarded('prisma promise', () => watchesReuse(promise, built, () => firstRun));
+      try {
+        watchesReuse(promise, watch);
+      } catch (err) {
+        internalErrorOccurred('prisma promise', err);
+      }
       return promise;
     };
   }
@@ -201,14 +215,33 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
   }
 }
 
+/** A PrismaPromise's trail, and its first run once prisma has run it. */
+interface ReuseWatch {
+  readonly trail: Trail;
+  firstRun: FirstRun | undefined;
+}
+
+/**
+ * What a PrismaPromise runs as. A batch `$transaction([...])` runs its own client's queries together, under
+ * its line (undefined: nothing to enter). Another client's query in a batch, or any awaited in an interactive
+ * transaction's callback (its `tx` queries do not come here), runs outside it: a hazard when that is another
+ * database.
+ */
+function runsAs(built: Trail, client: PrismaRawClient, running: Trail | undefined, transaction: unknown) {
+  if (running?.kind !== 'transaction' || running.library !== PRISMA) return built;
+  const inBatch = (transaction as { kind?: string } | undefined)?.kind === 'batch';
+  if (inBatch && transactionClients.get(running) === client) return undefined;
+  return { ...built, transaction: running };
+}
+
 /** Every later `then`/`catch`/`finally` returns the kept result: judged there, since no query runs. */
-function watchesReuse(promise: PrismaPromise, trail: Trail, firstRunOf: () => FirstRun | undefined): void {
+function watchesReuse(promise: PrismaPromise, watch: ReuseWatch): void {
   for (const name of ['then', 'catch', 'finally'] as const) {
     const original = promise[name];
     if (typeof original !== 'function') continue;
     promise[name] = function awaited(this: unknown, ...args: unknown[]) {
-      const firstRun = firstRunOf();
-      const rejection = firstRun === undefined ? undefined : judgeAwaitOfKeptResult(trail, firstRun);
+      const { firstRun } = watch;
+      const rejection = firstRun === undefined ? undefined : judgeAwaitOfKeptResult(watch.trail, firstRun);
       if (rejection !== undefined) return (Promise.reject(rejection) as unknown as PrismaPromise)[name](...args);
       return original.apply(this, args);
     };
