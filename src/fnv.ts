@@ -40,6 +40,15 @@ export class Fnv {
     return this;
   }
 
+  /** A 32-bit integer as two code units: no string made for the commonest parameter, an id. */
+  updateInt32(value: number): this {
+    const low = value & 0xffff;
+    const high = value >>> 16;
+    this.h1 = Math.imul(Math.imul(this.h1 ^ low, 0x01000193) ^ high, 0x01000193);
+    this.h2 = Math.imul(Math.imul(this.h2 ^ low, 0x5bd1e995) ^ high, 0x5bd1e995);
+    return this;
+  }
+
   /** 64 bits as 16 hex digits. */
   hex(): string {
     return (this.h1 >>> 0).toString(16).padStart(8, '0') + (this.h2 >>> 0).toString(16).padStart(8, '0');

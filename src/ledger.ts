@@ -249,8 +249,12 @@ export function hashRead(text: string, values: readonly unknown[] | undefined): 
     reads.reset().update(text);
     if (textStates.size < MAX_TEXT_STATES) textStates.set(text, reads.save());
   }
-  for (const value of values ?? []) {
-    reads.update(typeof value === 'string' ? '\u0000s' : '\u0000o').update(valueText(value));
+  if (values === undefined) return reads.number();
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    // each value is tagged with its kind: '1' and 1, an int and its text, hash apart
+    if (typeof value === 'number' && (value | 0) === value) reads.update('\u0000i').updateInt32(value);
+    else reads.update(typeof value === 'string' ? '\u0000s' : '\u0000o').update(valueText(value));
   }
   return reads.number();
 }

@@ -122,6 +122,14 @@ describe('hashRead', () => {
     expect(Number.isSafeInteger(a)).toBe(true);
     expect(hashRead('SELECT $1', ['secret'])).not.toBe(hashRead('SELECT $1', ['secre', 't']));
     expect(hashRead('SELECT 1', undefined)).toBe(hashRead('SELECT 1', []));
+    // integers are hashed without text: apart from each other, from their text and from other numbers
+    const ids = [0, 1, -1, 65536, 65537, 2 ** 31 - 1, -(2 ** 31)].map((id) => hashRead('SELECT $1', [id]));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(hashRead('SELECT $1', [7])).toBe(hashRead('SELECT $1', [7]));
+    expect(hashRead('SELECT $1', [7])).not.toBe(hashRead('SELECT $1', ['7']));
+    expect(hashRead('SELECT $1', [7])).not.toBe(hashRead('SELECT $1', [7.5]));
+    expect(hashRead('SELECT $1', [1, 2])).not.toBe(hashRead('SELECT $1', [2, 1]));
+    expect(hashRead('SELECT $1', [2 ** 31])).not.toBe(hashRead('SELECT $1', [-(2 ** 31)]));
     const circular: Record<string, unknown> = {};
     circular.self = circular;
     expect(hashRead('SELECT $1', [circular])).not.toBe(hashRead('SELECT $1', [circular]));
