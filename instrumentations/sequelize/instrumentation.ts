@@ -166,20 +166,18 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
     // its line is learned per model: a model class, or an instance's class
     const model = typeof self === 'function' ? self : (self as { constructor?: object } | null)?.constructor;
     const call = this.startTrail(below, { binding: bindingsOf(sequelize).primary, eager: true, receiver: model }, ctx);
-    for (const arg of args) {
-      if (arg === null || typeof arg !== 'object' || !('include' in arg)) continue;
-      for (const included of foreignIncludes(sequelize, (arg as { include?: unknown }).include, 0, [])) {
-        // the include compiles into this call's SQL: a part built on the same line, bound to its own instance
-        const binding = bindingsOf(included.sequelize as SequelizeInstance).primary;
-        embed(call, {
-          ...call,
-          binding,
-          parent: undefined,
-          parts: undefined,
-          label: `include of ${included.name ?? 'a model'}`,
-        });
-      }
-      break;
+    const options = args.find((arg) => arg !== null && typeof arg === 'object' && 'include' in arg) as
+      { include?: unknown } | undefined;
+    for (const included of foreignIncludes(sequelize, options?.include, 0, [])) {
+      // the include compiles into this call's SQL: a part built on the same line, bound to its own instance
+      const binding = bindingsOf(included.sequelize as SequelizeInstance).primary;
+      embed(call, {
+        ...call,
+        binding,
+        parent: undefined,
+        parts: undefined,
+        label: `include of ${included.name ?? 'a model'}`,
+      });
     }
     return call;
   }
