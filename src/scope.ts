@@ -1,4 +1,5 @@
 import { context, Context, createContextKey, Span } from '@opentelemetry/api';
+import { withValue } from './context-layer';
 import type { ScopeLedger } from './ledger';
 
 export type Phase = 'init' | 'request' | 'job';
@@ -61,7 +62,7 @@ export function jobScope(name: string, span?: Span): JobScope {
 }
 
 export function withScope<T>(scope: Scope, fn: () => T, ctx: Context = context.active()): T {
-  return context.with(ctx.setValue(SCOPE_KEY, scope), fn);
+  return context.with(withValue(ctx, SCOPE_KEY, scope), fn);
 }
 
 /**

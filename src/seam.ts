@@ -5,6 +5,7 @@
  */
 import { context, Context, createContextKey } from '@opentelemetry/api';
 import { SiteRef, StackCapture } from './callsite';
+import { withValue } from './context-layer';
 import type { CapturePolicy } from './config';
 import type { DatabaseRef } from './database';
 import { getRuntime } from './runtime';
@@ -102,7 +103,7 @@ export function runAs<T>(
   ctx: Context = context.active(),
 ): T {
   const execution: Execution = { trail, from };
-  return enter(ctx.setValue(EXECUTION, execution), fn);
+  return enter(withValue(ctx, EXECUTION, execution), fn);
 }
 
 /** The execution a library's runner is sending right now (sendsNow): it comes before the context's. */
@@ -163,5 +164,5 @@ export function runningCall(library: LibraryProfile, ctx: Context = context.acti
 
 /** A library's own housekeeping (connection setup) while an app query runs: plain driver spans. */
 export function withoutTrail<T>(fn: () => T): T {
-  return enter(context.active().deleteValue(EXECUTION), fn);
+  return enter(withValue(context.active(), EXECUTION, undefined), fn);
 }
