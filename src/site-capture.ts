@@ -62,11 +62,26 @@ export type LearnedCall = object;
 /** Eager calls' lines, per route or job, patched function and receiver. */
 class LearnedCalls {
   private readonly byScope = new Map<unknown, WeakMap<Function, WeakMap<object, ShapeSites>>>();
+  /**
+   * The slot found last: the same call again (a loop, a handler's calls of one model) skips the three lookups
+   * (300–400 instructions). Slots are never dropped, so a remembered one stays right.
+   */
+  private last: { scopeKey: unknown; below: Function; receiver: object; slot: ShapeSites } | undefined;
 
   slot(scopeKey: unknown, below: Function, receiver: object): ShapeSites {
+    const last = this.last;
+    if (last !== undefined && last.receiver === receiver && last.below === below && last.scopeKey === scopeKey) {
+      return last.slot;
+    }
+    const slot = this.find(scopeKey, below, receiver);
+    this.last = { scopeKey, below, receiver, slot };
+    return slot;
+  }
+
+  private find(scopeKey: unknown, below: Function, receiver: object): ShapeSites {
     let byFunction = this.byScope.get(scopeKey);
     if (byFunction === undefined) {
-      if (this.byScope.size >= MAX_SCOPES && scopeKey !== undefined) return this.slot(undefined, below, receiver);
+      if (this.byScope.size >= MAX_SCOPES && scopeKey !== undefined) return this.find(undefined, below, receiver);
       this.byScope.set(scopeKey, (byFunction = new WeakMap()));
     }
     let byReceiver = byFunction.get(below);

@@ -202,6 +202,29 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(withPolicy('auto').eagerCallSite(captureHere, 'request', model)).toBeInstanceOf(StackCapture);
   });
 
+  it('calls that alternate between receivers, routes and methods each keep their own line', () => {
+    const sites = new SiteCapture();
+    const [model, other] = [{}, {}];
+    const call = (receiver: object, scopeKey: unknown): SiteRef | undefined =>
+      sites.constructionSite(call, 'request', 'lean', { receiver, scopeKey });
+    const otherMethod = (receiver: object): SiteRef | undefined =>
+      sites.constructionSite(otherMethod, 'request', 'lean', { receiver, scopeKey: 'GET /a' });
+    // learned for the model on one route, each capture interleaved with calls the line must not be learned for
+    for (let i = 0; i < 3; i++) {
+      (call(model, 'GET /a') as StackCapture).resolve();
+      expect(call(other, 'GET /a')).toBeInstanceOf(StackCapture);
+      expect(call(model, 'GET /b')).toBeInstanceOf(StackCapture);
+      expect(otherMethod(model)).toBeInstanceOf(StackCapture);
+    }
+    const learned = call(model, 'GET /a');
+    expect(learned).not.toBeInstanceOf(StackCapture);
+    expect((learned as CallSite).file).toBe(__filename);
+    expect(call(other, 'GET /a')).toBeInstanceOf(StackCapture);
+    expect(call(model, 'GET /a')).toBe(learned);
+    expect(call(model, 'GET /b')).toBeInstanceOf(StackCapture);
+    expect(otherMethod(model)).toBeInstanceOf(StackCapture);
+  });
+
   it('an eager call learned at one line that sends another first statement has its line checked again', async () => {
     await loadPostgresParser();
     // prisma 7's findUnique, and its dataloader's one query for concurrent findUniques
