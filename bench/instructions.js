@@ -12,7 +12,9 @@
 // job to job; the collector's and the compilers' come in lumps (a major collection costs 150–280 million
 // instructions in this worker, and V8 re-optimises now and then), so their mean over the jobs is given.
 // V8 tiers code up later under valgrind than on the CPU: the first WARM_JOBS jobs of a workload are not
-// counted.
+// counted (QT_BENCH_WARM_JOBS, 3 by default). Code that runs once per driver query settles only after 1 400–2 400
+// queries (V8 optimises it late): a workload that sends one query for several calls (prisma at concurrency 8 batches
+// eight findUniques into one) needs that many times the jobs, e.g. QT_BENCH_JOBS=26 QT_BENCH_WARM_JOBS=18.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -22,7 +24,7 @@ const { VARIANTS, WORKLOADS, median, serverUrl, startWorker } = require('./commo
 
 const QUERIES = Number(process.env.QT_BENCH_QUERIES ?? 1000);
 const JOBS = Number(process.env.QT_BENCH_JOBS ?? 7);
-const WARM_JOBS = 3;
+const WARM_JOBS = Number(process.env.QT_BENCH_WARM_JOBS ?? 3);
 if (!(JOBS > WARM_JOBS)) throw new Error(`QT_BENCH_JOBS must be over ${WARM_JOBS}`);
 
 try {
