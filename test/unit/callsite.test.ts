@@ -219,10 +219,13 @@ describe('SiteCapture: the auto capture policy', () => {
     const learned = call(model, 'GET /a');
     expect(learned).not.toBeInstanceOf(StackCapture);
     expect((learned as CallSite).file).toBe(__filename);
+    // each right after the learned call: another method, receiver or route must not reuse its slot
+    expect(otherMethod(model)).toBeInstanceOf(StackCapture);
+    expect(call(model, 'GET /a')).toBe(learned);
     expect(call(other, 'GET /a')).toBeInstanceOf(StackCapture);
     expect(call(model, 'GET /a')).toBe(learned);
     expect(call(model, 'GET /b')).toBeInstanceOf(StackCapture);
-    expect(otherMethod(model)).toBeInstanceOf(StackCapture);
+    expect(call(model, 'GET /a')).toBe(learned);
   });
 
   it('an eager call learned at one line that sends another first statement has its line checked again', async () => {
