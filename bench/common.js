@@ -71,14 +71,15 @@ async function serverUrl() {
 /**
  * A worker per variant (bench/pg-worker.js), answering one job at a time. `wrapper` runs it under another
  * program (valgrind): the wrapper takes node's place in the fork, and starts node with the IPC channel.
+ * `nodeFlags` (node's and V8's) are QT_BENCH_NODE_FLAGS when set (space-separated; empty for none).
  */
-function startWorker(variant, url, wrapper = []) {
+function startWorker(variant, url, wrapper = [], nodeFlags = []) {
+  const flags = (process.env.QT_BENCH_NODE_FLAGS?.split(' ') ?? nodeFlags).filter(Boolean);
   const worker = path.join(__dirname, 'pg-worker.js');
   const env = { ...process.env, QT_BENCH_URL: url };
   const args = [JSON.stringify({ variant })];
-  const child = wrapper.length
-    ? fork(worker, args, { env, execPath: wrapper[0], execArgv: [...wrapper.slice(1), process.execPath] })
-    : fork(worker, args, { env });
+  const wrapped = () => ({ execPath: wrapper[0], execArgv: [...wrapper.slice(1), process.execPath, ...flags] });
+  const child = fork(worker, args, { env, ...(wrapper.length ? wrapped() : flags.length ? { execArgv: flags } : {}) });
   let pending;
   child.on('message', (message) => {
     const resolve = pending;

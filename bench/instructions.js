@@ -15,6 +15,9 @@
 // counted (QT_BENCH_WARM_JOBS, 3 by default). Code that runs once per driver query settles only after 1 400–2 400
 // queries (V8 optimises it late): a workload that sends one query for several calls (prisma at concurrency 8 batches
 // eight findUniques into one) needs that many times the jobs, e.g. QT_BENCH_JOBS=26 QT_BENCH_WARM_JOBS=18.
+// Workers run with V8's --predictable (QT_BENCH_NODE_FLAGS replaces it): compilation and collection on the
+// main thread, in the same order every run. Without it a variant's level moved by up to 10 000 instructions a
+// query from one run to the next (prisma at concurrency 8: bare 288–299k); with it, two runs agree within 1 500.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -56,13 +59,12 @@ function lastDump(prefix) {
 /** A variant's instructions per query, job by job, on every workload: one callgrind'd worker. */
 async function countVariant(variant, index, url, dir) {
   const prefix = path.join(dir, `variant${index}`);
-  const worker = startWorker(variant, url, [
-    'valgrind',
-    '--tool=callgrind',
-    '--quiet',
-    `--callgrind-out-file=${prefix}`,
-    '--dump-before=uv_getrusage',
-  ]);
+  const worker = startWorker(
+    variant,
+    url,
+    ['valgrind', '--tool=callgrind', '--quiet', `--callgrind-out-file=${prefix}`, '--dump-before=uv_getrusage'],
+    ['--predictable'],
+  );
   await worker.ready;
   const counts = {};
   for (const { name, concurrency } of WORKLOADS) {
