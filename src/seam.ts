@@ -46,9 +46,10 @@ export function startTrail(
   const phase = phaseOf(scope);
   const kind = facts.kind ?? 'query';
   const eager: EagerCall | undefined = facts.eager
-    ? { receiver: facts.receiver, scopeKey: siteScopeOf(scope) }
+    ? { receiver: facts.receiver, scopeKey: siteScopeOf(scope), learning: undefined }
     : undefined;
-  const trail: Trail = {
+  // learnedCall written whether set or not: the trails made here share one shape
+  return {
     library,
     kind,
     label: facts.label ?? KIND_LABELS[kind],
@@ -59,9 +60,8 @@ export function startTrail(
     binding: facts.binding ?? facts.parent?.binding,
     parent: facts.parent,
     parts: undefined,
+    learnedCall: eager?.learning,
   };
-  if (eager?.learning !== undefined) trail.learnedCall = eager.learning;
-  return trail;
 }
 
 /** "This object embeds that one": `part` was compiled into `outer`'s SQL. Each part is recorded once. */
@@ -94,16 +94,18 @@ const EXECUTION = createContextKey('querytrail.execution');
 /**
  * "This object runs now": every query the driver sends inside `fn` is one of its runs. An instrumentation
  * whose entry point the app calls synchronously, where the driver would find no application frame (a
- * stream), passes the site it took there (`entrySite`).
+ * stream), passes the site it took there (`entrySite`). `fn` is called with `arg`: a library callback of one
+ * argument runs without a closure made to bind it.
  */
-export function runAs<T>(
+export function runAs<T, A = undefined>(
   trail: Trail,
-  fn: () => T,
+  fn: (arg: A) => T,
   from: RunFrom | SiteRef = 'await',
   ctx: Context = context.active(),
+  arg?: A,
 ): T {
   const execution: Execution = { trail, from };
-  return enter(withValue(ctx, EXECUTION, execution), fn);
+  return enter(withValue(ctx, EXECUTION, execution), fn, arg as A);
 }
 
 /** The execution a library's runner is sending right now (sendsNow): it comes before the context's. */
@@ -124,13 +126,13 @@ export function sendsNow<T>(trail: Trail, fn: () => T, from: RunFrom | SiteRef =
   }
 }
 
-/** Runs `fn` in `ctx`, whose execution (or none) is what it runs: not the one a runner around it sends. */
-function enter<T>(ctx: Context, fn: () => T): T {
+/** Runs `fn(arg)` in `ctx`, whose execution (or none) is what it runs: not the one a runner around it sends. */
+function enter<T, A>(ctx: Context, fn: (arg: A) => T, arg: A): T {
   const outer = sending;
-  if (outer === undefined) return context.with(ctx, fn);
+  if (outer === undefined) return context.with(ctx, fn, undefined, arg);
   sending = undefined;
   try {
-    return context.with(ctx, fn);
+    return context.with(ctx, fn, undefined, arg);
   } finally {
     sending = outer;
   }
@@ -164,5 +166,5 @@ export function runningCall(library: LibraryProfile, ctx: Context = context.acti
 
 /** A library's own housekeeping (connection setup) while an app query runs: plain driver spans. */
 export function withoutTrail<T>(fn: () => T): T {
-  return enter(withValue(context.active(), EXECUTION, undefined), fn);
+  return enter(withValue(context.active(), EXECUTION, undefined), fn, undefined);
 }

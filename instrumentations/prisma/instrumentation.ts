@@ -4,7 +4,7 @@ import type { DatabaseRef } from '../../src/database';
 import { guarded, internalErrorOccurred } from '../../src/guard';
 import { FirstRun, judgeAwaitOfKeptResult } from '../../src/memoised-results';
 import { getRuntime } from '../../src/runtime';
-import { currentScope, phaseOf } from '../../src/scope';
+import { currentScope, Phase, phaseOf, Scope } from '../../src/scope';
 import { currentExecution, runAs, RunFrom, runningCall } from '../../src/seam';
 import type { LibraryProfile, Trail } from '../../src/trail';
 import { pgTargetOf, pgTargetOfSettings } from '../pg/target';
@@ -146,20 +146,24 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
   /**
    * Each PrismaPromise gets a trail where the app makes it, and runs as it when prisma runs it. The context
    * is read once in each (try/catch, not guarded(): no closure per call): each read costs about as much as
-   * the rest of the wrapper.
+   * the rest of the wrapper. prisma makes one per model call: what it allocates is kept to the watch, the
+   * callback's closure and the three awaits' (one closure context).
    */
   private tracesPromises(client: PrismaRawClient, factory: PrismaPromiseFactory): PrismaPromiseFactory {
     const instrumentation = this;
-    return function createPrismaPromise(this: unknown, callback, ...rest) {
-      if (!instrumentation.isEnabled()) return factory.call(this, callback, ...rest);
+    return function createPrismaPromise(this: unknown, callback, params) {
+      // prisma 7 passes (callback, params): any other form goes through as it came (`arguments`: a rest
+      // parameter would allocate an array on every call)
+      // eslint-disable-next-line prefer-rest-params
+      if (!instrumentation.isEnabled() || arguments.length > 2) return Reflect.apply(factory, this, arguments);
       let built: Trail | undefined;
       try {
-        built = instrumentation.promiseTrail(client, createPrismaPromise, rest[0], context.active());
+        built = instrumentation.promiseTrail(client, createPrismaPromise, params, context.active());
       } catch (err) {
         internalErrorOccurred('prisma construction', err);
       }
-      if (built === undefined) return factory.call(this, callback, ...rest);
-      const watch: ReuseWatch = { trail: built, firstRun: undefined };
+      if (built === undefined) return factory.call(this, callback, params);
+      const watch = new ReuseWatch(built);
       const promise = factory.call(
         this,
         function runsQuery(this: unknown, transaction?: unknown) {
@@ -169,19 +173,21 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
           try {
             ctx = context.active();
             const scope = currentScope(ctx);
-            watch.firstRun ??= { phase: phaseOf(scope), scopeId: scope?.id, at: Date.now() };
-            trail = runsAs(built, client, currentExecution(ctx)?.trail, transaction);
+            watch.ranIn(scope);
+            trail = runsAs(watch.trail, client, currentExecution(ctx)?.trail, transaction);
             // Run by the first `then`, from a microtask. Awaited in the scope it was built in, the line that
             // built it is the line that awaits it (prisma may batch it with others: V8's async frames would
             // name theirs).
-            if (built.phase !== 'init' && built.scopeId === scope?.id) from = 'construction';
+            if (watch.trail.phase !== 'init' && watch.trail.scopeId === scope?.id) from = 'construction';
           } catch (err) {
             internalErrorOccurred('prisma run', err);
           }
           if (trail === undefined) return callback.call(this, transaction);
+          // prisma calls it as a plain function: no closure is needed to pass `this`
+          if (this === undefined) return runAs(trail, callback, from, ctx, transaction);
           return runAs(trail, () => callback.call(this, transaction), from, ctx);
         },
-        ...rest,
+        params,
       );
       try {
         watchesReuse(promise, watch);
@@ -215,10 +221,30 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
   }
 }
 
-/** A PrismaPromise's trail, and its first run once prisma has run it. */
-interface ReuseWatch {
-  readonly trail: Trail;
-  firstRun: FirstRun | undefined;
+/**
+ * A PrismaPromise's trail, and where and when prisma first ran it (its FirstRun, once `ran`): every later
+ * await returns the kept result, and is judged.
+ */
+class ReuseWatch implements FirstRun {
+  ran = false;
+  phase: Phase = 'init';
+  scopeId: number | undefined = undefined;
+  at = 0;
+
+  constructor(readonly trail: Trail) {}
+
+  ranIn(scope: Scope | undefined): void {
+    if (this.ran) return;
+    this.ran = true;
+    this.phase = phaseOf(scope);
+    this.scopeId = scope?.id;
+    this.at = Date.now();
+  }
+
+  /** The error an await of the kept result rejects with (strict mode), once the query has run. */
+  judgeAwait(): Error | undefined {
+    return this.ran ? judgeAwaitOfKeptResult(this.trail, this) : undefined;
+  }
 }
 
 /**
@@ -236,22 +262,32 @@ function runsAs(built: Trail, client: PrismaRawClient, running: Trail | undefine
 
 /**
  * Every later `then`/`catch`/`finally` returns the kept result: judged there, since no query runs. Each is read
- * and written by name: keyed by a loop's variable, the six accesses were megamorphic, ~1 200 instructions a call.
+ * and written by name (keyed by a loop's variable, the six accesses were megamorphic, ~1 200 instructions a
+ * call); the three share one closure context, and take their arguments by name (no array for each `await`).
  */
 function watchesReuse(promise: PrismaPromise, watch: ReuseWatch): void {
   const { then, catch: onRejected, finally: onSettled } = promise;
-  if (typeof then === 'function') promise.then = judgedBefore(then, 'then', watch);
-  if (typeof onRejected === 'function') promise.catch = judgedBefore(onRejected, 'catch', watch);
-  if (typeof onSettled === 'function') promise.finally = judgedBefore(onSettled, 'finally', watch);
-}
-
-function judgedBefore(original: PrismaPromise[keyof PrismaPromise], name: keyof PrismaPromise, watch: ReuseWatch) {
-  return function awaited(this: unknown, ...args: unknown[]) {
-    const { firstRun } = watch;
-    const rejection = firstRun === undefined ? undefined : judgeAwaitOfKeptResult(watch.trail, firstRun);
-    if (rejection !== undefined) return (Promise.reject(rejection) as unknown as PrismaPromise)[name](...args);
-    return original.apply(this, args);
-  };
+  if (typeof then === 'function') {
+    promise.then = function awaited(this: unknown, fulfilled?: unknown, rejected?: unknown) {
+      const rejection = watch.judgeAwait();
+      if (rejection !== undefined) return Promise.reject(rejection).then(fulfilled as never, rejected as never);
+      return then.call(this, fulfilled, rejected);
+    };
+  }
+  if (typeof onRejected === 'function') {
+    promise.catch = function awaitedCatch(this: unknown, rejected?: unknown) {
+      const rejection = watch.judgeAwait();
+      if (rejection !== undefined) return Promise.reject(rejection).catch(rejected as never);
+      return onRejected.call(this, rejected);
+    };
+  }
+  if (typeof onSettled === 'function') {
+    promise.finally = function awaitedFinally(this: unknown, settled?: unknown) {
+      const rejection = watch.judgeAwait();
+      if (rejection !== undefined) return Promise.reject(rejection).finally(settled as never);
+      return onSettled.call(this, settled);
+    };
+  }
 }
 
 /** `readReplicas({ replicas })`: the replica clients' pool is `replica`, the extended client's `primary`. */

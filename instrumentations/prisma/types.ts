@@ -20,8 +20,11 @@ export interface PrismaRawClient {
   [key: symbol]: unknown;
 }
 
-/** Runs `callback` (the query) on the first `then`, and keeps its result; batches call it per transaction. */
-export type PrismaPromiseFactory = (callback: (transaction?: unknown) => unknown, ...rest: unknown[]) => PrismaPromise;
+/**
+ * Runs `callback` (the query) on the first `then`, and keeps its result; batches call it per transaction.
+ * `params`: a model call's model, action and arguments.
+ */
+export type PrismaPromiseFactory = (callback: (transaction?: unknown) => unknown, params?: unknown) => PrismaPromise;
 
 export interface PrismaPromise {
   then: (...args: unknown[]) => unknown;

@@ -199,8 +199,11 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
   });
 
   it('flags a promise awaited at boot whose result every request gets', async () => {
-    const run = await runFixture('prisma-app.js', { env: ormFixtureEnv(), args: ['/count'] });
-    expect(run.stdout).toBe('/count 200 3\n');
+    const run = await runFixture('prisma-app.js', {
+      env: ormFixtureEnv(),
+      args: ['/count', '/count-caught', '/count-settled'],
+    });
+    expect(run.stdout).toBe('/count 200 3\n/count-caught 200 3\n/count-settled 200 3\n');
     const [boot] = prismaQueries(run.spans);
     expect(implied(boot)).toMatchObject({
       'querytrail.construction.line': line('item-count'),
@@ -216,8 +219,12 @@ describe('prisma 7 with @prisma/adapter-pg and read replicas: where each query r
   it('in strict mode, rejects the await of a memoised result instead of returning it', async () => {
     const run = await runFixture('prisma-app.js', {
       env: { ...ormFixtureEnv(), QUERYTRAIL_STRICT: 'init_query_in_request' },
-      args: ['/count'],
+      args: ['/count', '/count-caught', '/count-settled'],
     });
-    expect(run.stdout).toBe('/count 500 {"name":"QueryTrailHazardError","code":"init_query_in_request"}\n');
+    const rejected = '500 {"name":"QueryTrailHazardError","code":"init_query_in_request"}';
+    // the rejection goes to the app's own handlers: its .catch gets the error, .finally passes it on
+    expect(run.stdout).toBe(
+      `/count ${rejected}\n/count-caught 200 "QueryTrailHazardError"\n/count-settled ${rejected}\n`,
+    );
   });
 });
