@@ -45,10 +45,10 @@ export function startTrail(
   const scope = currentScope(ctx);
   const phase = phaseOf(scope);
   const kind = facts.kind ?? 'query';
+  // learning and learnedCall written whether set or not: the objects made here keep one shape each
   const eager: EagerCall | undefined = facts.eager
     ? { receiver: facts.receiver, scopeKey: siteScopeOf(scope), learning: undefined }
     : undefined;
-  // learnedCall written whether set or not: the trails made here share one shape
   return {
     library,
     kind,

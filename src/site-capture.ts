@@ -53,7 +53,7 @@ export interface EagerCall {
   /** The route or job (siteScopeOf). */
   scopeKey: unknown;
   /** Set by constructionSite: where its line is learned, for eagerCallSent. */
-  learning: LearnedCall | undefined;
+  learning?: LearnedCall;
 }
 
 /** Where an eager call's line is learned (opaque outside this file). */
