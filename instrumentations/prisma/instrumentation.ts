@@ -9,13 +9,7 @@ import { currentExecution, runAs, RunFrom, runningCall } from '../../src/seam';
 import type { LibraryProfile, Trail } from '../../src/trail';
 import { pgTargetOf, pgTargetOfSettings } from '../pg/target';
 import { ClassExports, Method, QuerytrailInstrumentation } from '../querytrail-instrumentation';
-import type {
-  PrismaClientClass,
-  PrismaInstrumentationConfig,
-  PrismaPromise,
-  PrismaPromiseFactory,
-  PrismaRawClient,
-} from './types';
+import type { PrismaClientClass, PrismaInstrumentationConfig, PrismaPromiseFactory, PrismaRawClient } from './types';
 
 const PRISMA: LibraryProfile = {
   name: 'prisma',
@@ -146,8 +140,8 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
   /**
    * Each PrismaPromise gets a trail where the app makes it, and runs as it when prisma runs it. The context
    * is read once in each (try/catch, not guarded(): no closure per call): each read costs about as much as
-   * the rest of the wrapper. prisma makes one per model call: what it allocates is kept to the watch, the
-   * callback's closure and the three awaits' (one closure context).
+   * the rest of the wrapper. prisma makes one per model call: what querytrail allocates for it is its trail
+   * and the run callback's closure, and where it runs, the kept run that watches its later awaits.
    */
   private tracesPromises(client: PrismaRawClient, factory: PrismaPromiseFactory): PrismaPromiseFactory {
     const instrumentation = this;
@@ -163,38 +157,39 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
         internalErrorOccurred('prisma construction', err);
       }
       if (built === undefined) return factory.call(this, callback, params);
-      const watch = new ReuseWatch(built);
-      const promise = factory.call(
+      const trail = built;
+      return factory.call(
         this,
         function runsQuery(this: unknown, transaction?: unknown) {
           let ctx: Context | undefined;
-          let trail: Trail | undefined;
+          let scope: Scope | undefined;
+          let runAsTrail: Trail | undefined;
           let from: RunFrom = 'await';
           try {
             ctx = context.active();
-            const scope = currentScope(ctx);
-            watch.ranIn(scope);
-            trail = runsAs(watch.trail, client, currentExecution(ctx)?.trail, transaction);
+            scope = currentScope(ctx);
+            runAsTrail = runsAs(trail, client, currentExecution(ctx)?.trail, transaction);
             // Run by the first `then`, from a microtask. Awaited in the scope it was built in, the line that
             // built it is the line that awaits it (prisma may batch it with others: V8's async frames would
             // name theirs).
-            if (watch.trail.phase !== 'init' && watch.trail.scopeId === scope?.id) from = 'construction';
+            if (trail.phase !== 'init' && trail.scopeId === scope?.id) from = 'construction';
           } catch (err) {
             internalErrorOccurred('prisma run', err);
           }
-          if (trail === undefined) return callback.call(this, transaction);
+          let result: unknown;
+          if (runAsTrail === undefined) result = callback.call(this, transaction);
           // prisma calls it as a plain function: no closure is needed to pass `this`
-          if (this === undefined) return runAs(trail, callback, from, ctx, transaction);
-          return runAs(trail, () => callback.call(this, transaction), from, ctx);
+          else if (this === undefined) result = runAs(runAsTrail, callback, from, ctx, transaction);
+          else result = runAs(runAsTrail, () => callback.call(this, transaction), from, ctx);
+          try {
+            return keptRunOf(result, trail, scope);
+          } catch (err) {
+            internalErrorOccurred('prisma kept run', err);
+            return result;
+          }
         },
         params,
       );
-      try {
-        watchesReuse(promise, watch);
-      } catch (err) {
-        internalErrorOccurred('prisma promise', err);
-      }
-      return promise;
     };
   }
 
@@ -222,29 +217,64 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
 }
 
 /**
- * A PrismaPromise's trail, and where and when prisma first ran it (its FirstRun, once `ran`): every later
- * await returns the kept result, and is judged.
+ * What a PrismaPromise's run returned, as prisma keeps it: prisma memoises the run callback's result and calls
+ * its `then`, `catch` or `finally` once for each of the app's (a PrismaPromise's own methods run the callback
+ * first). The first is the await that ran the query; every later one returns the kept result, and is judged.
+ * One object a run, made where it runs (a run in a batch `$transaction`, which prisma does not memoise, gets its
+ * own): the PrismaPromise the app holds is left as prisma made it.
  */
-class ReuseWatch implements FirstRun {
-  ran = false;
-  phase: Phase = 'init';
-  scopeId: number | undefined = undefined;
-  at = 0;
+class KeptRun implements FirstRun {
+  private awaits = 0;
+  readonly phase: Phase;
+  readonly scopeId: number | undefined;
+  readonly at = Date.now();
 
-  constructor(readonly trail: Trail) {}
-
-  ranIn(scope: Scope | undefined): void {
-    if (this.ran) return;
-    this.ran = true;
+  constructor(
+    private readonly result: Promise<unknown>,
+    private readonly trail: Trail,
+    scope: Scope | undefined,
+  ) {
     this.phase = phaseOf(scope);
     this.scopeId = scope?.id;
-    this.at = Date.now();
   }
 
-  /** The error an await of the kept result rejects with (strict mode), once the query has run. */
-  judgeAwait(): Error | undefined {
-    return this.ran ? judgeAwaitOfKeptResult(this.trail, this) : undefined;
+  /** The error an await of the kept result rejects with (strict mode), from the second await on. */
+  private judgeAwait(): Error | undefined {
+    return this.awaits++ === 0 ? undefined : judgeAwaitOfKeptResult(this.trail, this);
   }
+
+  then(fulfilled?: unknown, rejected?: unknown): unknown {
+    const rejection = this.judgeAwait();
+    if (rejection !== undefined) return Promise.reject(rejection).then(fulfilled as never, rejected as never);
+    return this.result.then(fulfilled as never, rejected as never);
+  }
+
+  catch(rejected?: unknown): unknown {
+    const rejection = this.judgeAwait();
+    if (rejection !== undefined) return Promise.reject(rejection).catch(rejected as never);
+    return this.result.catch(rejected as never);
+  }
+
+  finally(settled?: unknown): unknown {
+    const rejection = this.judgeAwait();
+    if (rejection !== undefined) return Promise.reject(rejection).finally(settled as never);
+    return this.result.finally(settled as never);
+  }
+
+  /** A batch `$transaction` asks the run for its part: what prisma would get without querytrail, else this. */
+  requestTransaction(transaction: unknown): unknown {
+    const inner = this.result as { requestTransaction?: (transaction: unknown) => unknown };
+    return typeof inner.requestTransaction === 'function' ? inner.requestTransaction(transaction) : this;
+  }
+}
+
+/** The run's result as prisma keeps it: watched when it is a promise with all three methods, else as it is. */
+function keptRunOf(result: unknown, trail: Trail, scope: Scope | undefined): unknown {
+  const run = result as Partial<Promise<unknown>> | null | undefined;
+  if (typeof run?.then !== 'function' || typeof run.catch !== 'function' || typeof run.finally !== 'function') {
+    return result;
+  }
+  return new KeptRun(run as Promise<unknown>, trail, scope);
 }
 
 /**
@@ -258,36 +288,6 @@ function runsAs(built: Trail, client: PrismaRawClient, running: Trail | undefine
   const inBatch = (transaction as { kind?: string } | undefined)?.kind === 'batch';
   if (inBatch && transactionClients.get(running) === client) return undefined;
   return { ...built, transaction: running };
-}
-
-/**
- * Every later `then`/`catch`/`finally` returns the kept result: judged there, since no query runs. Each is read
- * and written by name (keyed by a loop's variable, the six accesses were megamorphic, ~1 200 instructions a
- * call); the three share one closure context, and take their arguments by name (no array for each `await`).
- */
-function watchesReuse(promise: PrismaPromise, watch: ReuseWatch): void {
-  const { then, catch: onRejected, finally: onSettled } = promise;
-  if (typeof then === 'function') {
-    promise.then = function awaited(this: unknown, fulfilled?: unknown, rejected?: unknown) {
-      const rejection = watch.judgeAwait();
-      if (rejection !== undefined) return Promise.reject(rejection).then(fulfilled as never, rejected as never);
-      return then.call(this, fulfilled, rejected);
-    };
-  }
-  if (typeof onRejected === 'function') {
-    promise.catch = function awaitedCatch(this: unknown, rejected?: unknown) {
-      const rejection = watch.judgeAwait();
-      if (rejection !== undefined) return Promise.reject(rejection).catch(rejected as never);
-      return onRejected.call(this, rejected);
-    };
-  }
-  if (typeof onSettled === 'function') {
-    promise.finally = function awaitedFinally(this: unknown, settled?: unknown) {
-      const rejection = watch.judgeAwait();
-      if (rejection !== undefined) return Promise.reject(rejection).finally(settled as never);
-      return onSettled.call(this, settled);
-    };
-  }
 }
 
 /** `readReplicas({ replicas })`: the replica clients' pool is `replica`, the extended client's `primary`. */
