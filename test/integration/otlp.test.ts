@@ -131,8 +131,10 @@ describe('standard exporters', () => {
         const histograms = receiver.metricsNamed('db.client.operation.duration');
         expect(histograms.length).toBeGreaterThan(1); // exported while the app ran, and at exit
         for (const h of histograms) expect(h.histogram.aggregationTemporality).toBe(temporality);
-        const selects = (h: { histogram: { dataPoints: { attributes: []; count: string }[] } }) =>
-          h.histogram.dataPoints.filter((p) => attrs(p.attributes)['db.operation.name'] === 'SELECT');
+        const selects = (h: (typeof histograms)[number]): { count: string }[] =>
+          h.histogram.dataPoints.filter(
+            (p: { attributes: [] }) => attrs(p.attributes)['db.operation.name'] === 'SELECT',
+          );
         const counts = histograms.map((h) => selects(h).reduce((n, p) => n + Number(p.count), 0));
         // delta points add up to the queries; a cumulative point's last value is all of them
         const total = preference === 'delta' ? counts.reduce((a, b) => a + b, 0) : counts[counts.length - 1];

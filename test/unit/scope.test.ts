@@ -106,7 +106,10 @@ describe('trails', () => {
   });
 
   it('lets a context execution (or none) inside a send say what runs', async () => {
-    const [sending, inner] = [createTrail({ library: 'knex' }), createTrail({ library: 'sequelize' })];
+    const [sending, inner] = [
+      createTrail({ library: 'knex', site: undefined }),
+      createTrail({ library: 'sequelize', site: undefined }),
+    ];
     const seen: unknown[] = [];
     const later: Promise<void>[] = [];
     sendsNow(sending, () => {
