@@ -4,9 +4,14 @@ import type { Phase } from './scope';
 import type { StatementInfo } from './statement';
 import { lineageRoot, Trail } from './trail';
 
-/** A statement shape confirmed at one site this many times is then only re-checked every SAMPLE_EVERY runs. */
+/**
+ * A statement shape confirmed at one site this many times is then only re-checked: on its SAMPLE_EVERY-th run,
+ * then at twice the interval after each re-check that names the same site, up to every MAX_SAMPLE_EVERY-th.
+ * A re-check costs a stack capture (at prisma's depth ~120 000 instructions); at 1 in 64 that was 1 900 a call.
+ */
 const CONFIRMATIONS = 3;
 const SAMPLE_EVERY = 64;
+const MAX_DOUBLINGS = 4; // 64 → 1 024
 /** Statements an eager call's line is known to send (a find and its batched form); past this, always capture. */
 const MAX_CALL_STATEMENTS = 4;
 const MAX_SHAPES = 10_000;
@@ -109,7 +114,8 @@ class LearnedCalls {
  * When querytrail pays for a stack capture; each instrumentation's `capture` option is its policy. A capture
  * in a real request costs more than the whole OTel pg instrumentation adds per query, so sites are learned
  * wherever they repeat: per statement shape and route or job, a site is captured until seen at one line three
- * times, then re-checked on every 64th run; seen at two lines, captured every time. A shape whose captures
+ * times, then re-checked on its 64th run, and at doubling intervals while re-checks confirm it, up to every
+ * 1 024th; seen at two lines, captured every time. A shape whose captures
  * name no application frame (a thenable sending from its own `then`: drizzle) learns that too, and is not
  * captured at the driver; its completion site is learned the same way. Query objects built at init are
  * always captured (unformatted until a span or hazard needs them). `auto` captures every other one where it
@@ -144,7 +150,7 @@ export class SiteCapture {
 
   /**
    * An eager call's line, learned like execution sites: captured until three captures named one line, then
-   * re-checked every 64th call; captured every time once two lines were seen for the same (route or job,
+   * re-checked like them (recheckInterval); captured every time once two lines were seen for the same (route or job,
    * patched function, receiver) — the same model method called from two lines of one handler.
    */
   private eagerSite(below: Function, call: EagerCall): SiteRef | undefined {
@@ -153,7 +159,7 @@ export class SiteCapture {
     const learned = this.eagerCalls.slot(scopeKey, below, receiver);
     call.learning = learned;
     if (!learned.alwaysCapture && learned.confirmed >= CONFIRMATIONS) {
-      if (++learned.sinceCheck < SAMPLE_EVERY) return learned.site;
+      if (++learned.sinceCheck < recheckInterval(learned)) return learned.site;
       learned.sinceCheck = 0;
     }
     const capture = new StackCapture(below);
@@ -215,7 +221,7 @@ export class SiteCapture {
   /**
    * The construction (or derivation origin) site of a query object, for span attributes and request
    * ledgers. Formatting a capture costs as much as taking it, so per (library, statement shape) captures are
-   * formatted until one site is confirmed, then one in 64; hazard messages always format their own capture.
+   * formatted until one site is confirmed, then at the re-checks; hazard messages always format their own capture.
    */
   objectSite(
     kind: SiteKind,
@@ -266,7 +272,7 @@ export class SiteCapture {
     const shapes = this.executions.shapes(scopeKey);
     const known = shapes.get(shape);
     // captures that named no application frame would name none again (a line of the app's own that does
-    // call it is still found by the 1-in-64 re-check); capturing on every run would only cost
+    // call it is still found by the re-checks); capturing on every run would only cost
     if (known?.confirmed !== undefined && known.confirmed >= CONFIRMATIONS && known.site === undefined) return;
     if (known) known.alwaysCapture = true;
     else if (shapes.size < MAX_SHAPES) {
@@ -275,11 +281,16 @@ export class SiteCapture {
   }
 }
 
-/** The confirmed sites of a shape, except on every SAMPLE_EVERY-th run, when it is checked again. */
+/** Runs of a confirmed shape between two re-checks: doubled by each re-check that confirmed its site. */
+function recheckInterval(known: ShapeSites): number {
+  return SAMPLE_EVERY << Math.min(known.confirmed - CONFIRMATIONS, MAX_DOUBLINGS);
+}
+
+/** The confirmed sites of a shape, except on the runs where it is checked again (recheckInterval). */
 function confirmedSites(shapes: Map<string, ShapeSites>, shape: string): ShapeSites | undefined {
   const known = shapes.get(shape);
   if (known === undefined || known.alwaysCapture || known.confirmed < CONFIRMATIONS) return undefined;
-  if (++known.sinceCheck < SAMPLE_EVERY) return known;
+  if (++known.sinceCheck < recheckInterval(known)) return known;
   known.sinceCheck = 0; // reset now: concurrent runs must not all sample before this one is learned
   return undefined;
 }

@@ -127,7 +127,7 @@ describe('SiteCapture: the auto capture policy', () => {
   const other = internSite('/app/b.js', 2, 2);
   const capture = () => new StackCapture(capture);
 
-  it('captures until a shape was confirmed at one site, then re-checks every 64th run', () => {
+  it('captures until a shape was confirmed at one site, then re-checks it on its 64th run', () => {
     const sites = withPolicy('auto');
     for (let i = 0; i < 3; i++) {
       const ref = sites.executionSite('SELECT ?', captureHere);
@@ -137,6 +137,27 @@ describe('SiteCapture: the auto capture policy', () => {
     const refs = Array.from({ length: 64 }, () => sites.executionSite('SELECT ?', captureHere));
     expect(refs.slice(0, 63).every((r) => r === site)).toBe(true);
     expect(refs[63]).toBeInstanceOf(StackCapture);
+  });
+
+  it('each re-check that names the learned site doubles the runs to the next one, up to 1 024', () => {
+    const sites = withPolicy('auto');
+    for (let i = 0; i < 3; i++) sites.learn('SELECT ?', captureHere(), site);
+    /** The runs up to and including the next re-check, which is told `seen`. */
+    const runsToRecheck = (seen: CallSite) => {
+      for (let run = 1; run <= 4096; run++) {
+        const ref = sites.executionSite('SELECT ?', captureHere);
+        if (ref instanceof StackCapture) {
+          sites.learn('SELECT ?', ref, seen);
+          return run;
+        }
+        expect(ref).toBe(site);
+      }
+      return Infinity;
+    };
+    expect(Array.from({ length: 7 }, () => runsToRecheck(site))).toEqual([64, 128, 256, 512, 1024, 1024, 1024]);
+    // a re-check that names another line: captured every time from then on
+    expect(runsToRecheck(other)).toBe(1024);
+    for (let i = 0; i < 10; i++) expect(sites.executionSite('SELECT ?', captureHere)).toBeInstanceOf(StackCapture);
   });
 
   it('learns apart per route or job: a site confirmed in one is not used for the same statement in another', () => {
@@ -185,7 +206,7 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(withPolicy('off').constructionSite(captureHere, 'init')).toBeUndefined();
   });
 
-  it('under lean, an eager call’s line is learned per receiver: captured until confirmed, then one call in 64', () => {
+  it('under lean, an eager call’s line is learned per receiver: captured until confirmed, then re-checked on its 64th call', () => {
     const lean = withPolicy('lean');
     const model = {};
     const call = (): SiteRef | undefined => lean.eagerCallSite(call, 'request', model); // the patched method
@@ -256,6 +277,11 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(checks.every(({ ref }) => ref instanceof StackCapture)).toBe(true);
     for (const { ref } of checks) (ref as StackCapture).resolve(); // this very line
     expect(calls(1)[0].ref).not.toBeInstanceOf(StackCapture); // learned again, with both statements
+    // checked again from the first interval: the 64th call after it was learned again (one is made above)
+    const afterRelearning = calls(63);
+    expect(afterRelearning.slice(0, 62).every(({ ref }) => !(ref instanceof StackCapture))).toBe(true);
+    expect(afterRelearning[62].ref).toBeInstanceOf(StackCapture);
+    (afterRelearning[62].ref as StackCapture).resolve();
     sites.eagerCallSent(calls(1)[0].learning!, batched);
     expect(calls(1)[0].ref).not.toBeInstanceOf(StackCapture);
     // another statement, and a capture that names another line: captured from then on
@@ -303,7 +329,7 @@ describe('SiteCapture: the auto capture policy', () => {
     expect(refs[3].isResolved).toBe(false); // not formatted
   });
 
-  it('a shape whose captures name no application frame learns that: no capture at the driver, one in 64 re-checked', () => {
+  it('a shape whose captures name no application frame learns that: no capture at the driver, only the re-checks', () => {
     const sites = withPolicy('auto');
     const nowhere = () => new StackCapture(nowhere); // as from a thenable's own `then`: nothing of the app below
     let captured = 0;
