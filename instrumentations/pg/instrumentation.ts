@@ -25,7 +25,9 @@ interface PoolQuery {
   scope: Scope | undefined;
   /**
    * A query object run through pool.query's promise (drizzle): its span ends in a reaction to that promise,
-   * in the app's awaiting chain, where its execution site can still be taken. Raw calls end in the callback.
+   * in the app's awaiting chain, where its execution site can still be taken. Raw calls end in the callback,
+   * and so does an object run where it was built (prisma's model calls): its site is known, and a reaction
+   * would cost a promise more.
    */
   endsOnPromise: boolean;
   query?: TrackedQuery;
@@ -146,7 +148,10 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const scope = currentScope(ctx);
     const site = executionSite(execution, statement.text, below, this.capturePolicy(), getRuntime().sites, scope);
     const endsOnPromise =
-      execution?.trail !== undefined && typeof args[1] !== 'function' && typeof args[2] !== 'function';
+      execution?.trail !== undefined &&
+      !(execution.from === 'construction' && execution.trail.site !== undefined) &&
+      typeof args[1] !== 'function' &&
+      typeof args[2] !== 'function';
     return { text, statement, site, execution, ctx, scope, endsOnPromise };
   }
 
