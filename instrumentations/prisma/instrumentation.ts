@@ -18,10 +18,63 @@ const PRISMA: LibraryProfile = {
 };
 const VERSIONS = ['>=7.0.0 <8'];
 const READ_REPLICAS_VERSIONS = ['>=0.4.0 <1'];
-const BINDING = Symbol('querytrail.prisma.binding');
-const POOL = Symbol('querytrail.prisma.pool');
+/**
+ * What querytrail keeps per raw client, read on every model call: its PrismaPromise factory holds it, so a
+ * call reads no property of the client (a large object, whose symbol-keyed reads are megamorphic).
+ */
+class ClientState {
+  /** `primary` or `replica` with `@prisma/extension-read-replicas`. */
+  pool: string | undefined;
+  private bindingKnown = false;
+  private boundTo: DatabaseRef | undefined;
+  /** Per model, then per action: no name built on every call. */
+  private readonly keys = new Map<unknown, Map<string, object>>();
+  /** The key found last: a handler's or a loop's calls repeat one, and skip the two lookups. */
+  private lastModel: unknown;
+  private lastAction: string | undefined;
+  private lastKey: object | undefined;
 
-const METHODS = Symbol('querytrail.prisma.methods');
+  constructor(private readonly client: PrismaRawClient) {}
+
+  /** The database its `@prisma/adapter-pg` factory points at (a pg Pool it was given, or its pool config). */
+  binding(): DatabaseRef | undefined {
+    if (!this.bindingKnown) {
+      const factory = this.client._engineConfig?.adapter;
+      const databases = getRuntime().databases;
+      if (factory?.adapterName === '@prisma/adapter-pg') {
+        this.boundTo = factory.externalPool
+          ? pgTargetOf(factory.externalPool, databases)
+          : pgTargetOfSettings(factory.config ?? {}, databases);
+      }
+      this.bindingKnown = true;
+    }
+    return this.boundTo;
+  }
+
+  /** See callKeyOf. */
+  callKey(params: unknown): object {
+    const { model, action } = (params ?? {}) as { model?: unknown; action?: unknown };
+    if (typeof action !== 'string') return this.client;
+    const byModel = typeof model === 'string' ? model : undefined;
+    if (this.lastKey !== undefined && this.lastModel === byModel && this.lastAction === action) return this.lastKey;
+    let actions = this.keys.get(byModel);
+    if (actions === undefined) this.keys.set(byModel, (actions = new Map()));
+    let key = actions.get(action);
+    if (key === undefined) actions.set(action, (key = { model: byModel, action }));
+    this.lastModel = byModel;
+    this.lastAction = action;
+    this.lastKey = key;
+    return key;
+  }
+}
+
+const clientStates = new WeakMap<PrismaRawClient, ClientState>();
+
+function stateOf(client: PrismaRawClient): ClientState {
+  let state = clientStates.get(client);
+  if (state === undefined) clientStates.set(client, (state = new ClientState(client)));
+  return state;
+}
 
 /**
  * What a PrismaPromise's line is learned per (with the route or job): its client's model and action
@@ -29,16 +82,7 @@ const METHODS = Symbol('querytrail.prisma.methods');
  * alone, every model call of a handler would share one slot, and tell each other apart only by statement.
  */
 export function callKeyOf(client: PrismaRawClient, params: unknown): object {
-  const { model, action } = (params ?? {}) as { model?: unknown; action?: unknown };
-  if (typeof action !== 'string') return client;
-  // per model, then per action: no name built on every call
-  const models = (client[METHODS] ??= new Map<unknown, Map<string, object>>()) as Map<unknown, Map<string, object>>;
-  const byModel = typeof model === 'string' ? model : undefined;
-  let actions = models.get(byModel);
-  if (actions === undefined) models.set(byModel, (actions = new Map()));
-  let key = actions.get(action);
-  if (key === undefined) actions.set(action, (key = { model: byModel, action }));
-  return key;
+  return stateOf(client).callKey(params);
 }
 
 /** The client whose `$transaction` made a transaction trail. */
@@ -47,21 +91,6 @@ const transactionClients = new WeakMap<Trail, PrismaRawClient>();
 function rawClientOf(client: unknown): PrismaRawClient | undefined {
   if (client === null || typeof client !== 'object') return undefined;
   return (client as PrismaRawClient)._originalClient ?? (client as PrismaRawClient);
-}
-
-/** The database the client's `@prisma/adapter-pg` factory points at (a pg Pool it was given, or its pool config). */
-function bindingOf(client: PrismaRawClient): DatabaseRef | undefined {
-  if (BINDING in client) return client[BINDING] as DatabaseRef | undefined;
-  const factory = client._engineConfig?.adapter;
-  const databases = getRuntime().databases;
-  let binding: DatabaseRef | undefined;
-  if (factory?.adapterName === '@prisma/adapter-pg') {
-    binding = factory.externalPool
-      ? pgTargetOf(factory.externalPool, databases)
-      : pgTargetOfSettings(factory.config ?? {}, databases);
-  }
-  client[BINDING] = binding;
-  return binding;
 }
 
 /**
@@ -123,16 +152,16 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
    * read on a replica client, prisma's own follow-ups — belongs to that one: it keeps its site, with this
    * client's binding and pool.
    */
-  private promiseTrail(client: PrismaRawClient, below: Function, params: unknown, ctx: Context): Trail | undefined {
-    const binding = bindingOf(client);
+  private promiseTrail(client: ClientState, below: Function, params: unknown, ctx: Context): Trail | undefined {
+    const binding = client.binding();
     if (binding === undefined) return undefined;
-    const pool = client[POOL] as string | undefined;
+    const pool = client.pool;
     const running = runningCall(PRISMA, ctx);
     if (running !== undefined) {
       return running.binding === binding && running.pool === pool ? running : { ...running, binding, pool };
     }
     // usually awaited where it is made: its construction is where it runs
-    const trail = this.startTrail(below, { binding, eager: true, receiver: callKeyOf(client, params) }, ctx);
+    const trail = this.startTrail(below, { binding, eager: true, receiver: client.callKey(params) }, ctx);
     if (pool !== undefined) trail.pool = pool;
     return trail;
   }
@@ -145,6 +174,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
    */
   private tracesPromises(client: PrismaRawClient, factory: PrismaPromiseFactory): PrismaPromiseFactory {
     const instrumentation = this;
+    const state = stateOf(client);
     return function createPrismaPromise(this: unknown, callback, params) {
       // prisma 7 passes (callback, params): any other form goes through as it came (`arguments`: a rest
       // parameter would allocate an array on every call)
@@ -152,7 +182,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
       if (!instrumentation.isEnabled() || arguments.length > 2) return Reflect.apply(factory, this, arguments);
       let built: Trail | undefined;
       try {
-        built = instrumentation.promiseTrail(client, createPrismaPromise, params, context.active());
+        built = instrumentation.promiseTrail(state, createPrismaPromise, params, context.active());
       } catch (err) {
         internalErrorOccurred('prisma construction', err);
       }
@@ -199,7 +229,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
     return function $transaction(this: unknown, ...args: unknown[]) {
       const trail = guarded('prisma transaction', () => {
         const client = rawClientOf(this);
-        const binding = client === undefined ? undefined : bindingOf(client);
+        const binding = client === undefined ? undefined : stateOf(client).binding();
         if (binding === undefined) return undefined;
         const started = instrumentation.startTrail($transaction, {
           binding,
@@ -297,14 +327,15 @@ function marksPools(original: (options: { replicas?: unknown[] }) => unknown) {
     guarded('prisma read replicas', () => {
       for (const replica of options?.replicas ?? []) {
         const client = rawClientOf(replica);
-        if (client !== undefined) client[POOL] = 'replica';
+        if (client !== undefined) stateOf(client).pool = 'replica';
       }
     });
     if (typeof extension !== 'function') return extension;
     return function extend(this: unknown, client: unknown) {
       guarded('prisma read replicas', () => {
         const primary = rawClientOf(client);
-        if (primary !== undefined && primary[POOL] === undefined) primary[POOL] = 'primary';
+        const state = primary === undefined ? undefined : stateOf(primary);
+        if (state !== undefined && state.pool === undefined) state.pool = 'primary';
       });
       return (extension as Method).call(this, client);
     };

@@ -17,7 +17,6 @@ export interface PrismaRawClient {
   _originalClient?: PrismaRawClient;
   _engineConfig?: { adapter?: PrismaPgFactory };
   _createPrismaPromise: PrismaPromiseFactory;
-  [key: symbol]: unknown;
 }
 
 /**

@@ -11,6 +11,14 @@ describe('callKeyOf: what a PrismaPromise’s line is learned per under lean', (
     expect(callKeyOf(client, { model: 'Item', action: 'findMany' })).not.toBe(unique);
     expect(callKeyOf(client, { model: 'Author', action: 'findUnique' })).not.toBe(unique);
     expect(callKeyOf(other, { model: 'Item', action: 'findUnique' })).not.toBe(unique);
+    // after calls of another model, action or client (the key found last is kept): the same key again
+    expect(callKeyOf(client, { model: 'Item', action: 'findUnique' })).toBe(unique);
+    expect(callKeyOf(client, { model: 'Item', action: 'findMany' })).toBe(
+      callKeyOf(client, { model: 'Item', action: 'findMany' }),
+    );
+    expect(callKeyOf(client, { model: 'Author', action: 'findMany' })).not.toBe(
+      callKeyOf(client, { model: 'Item', action: 'findMany' }),
+    );
   });
 
   it('the client itself for a call prisma names no action for (raw queries)', () => {
