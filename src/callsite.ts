@@ -56,8 +56,6 @@ export class StackCapture {
   private readonly limit: number;
   /** Resolved to no site only because it took too few frames: it says nothing about its shape's site. */
   cutShort = false;
-  /** Told the site once it is resolved (unless cut short): how a learned site is confirmed. */
-  onResolved: ((site: CallSite | undefined) => void) | undefined;
 
   /** `below` is the outermost querytrail function on the stack: it and the frames above it are cut. */
   constructor(below: Function) {
@@ -88,8 +86,6 @@ export class StackCapture {
         this.cutShort = learnDepth(this.depth, this.limit, frames.length, index);
         return index < 0 ? undefined : siteOf(frames[index]);
       });
-      if (!this.cutShort) this.onResolved?.(this.site);
-      this.onResolved = undefined;
     }
     return this.site;
   }

@@ -163,7 +163,12 @@ export class SiteCapture {
       learned.sinceCheck = 0;
     }
     const capture = new StackCapture(below);
-    capture.onResolved = (site) => confirm(learned, site);
+    if (!learned.alwaysCapture) {
+      // resolved now, not when a span formats it: prisma sends concurrent calls as one query, under one of
+      // their trails, and a capture no span formats would teach nothing (learning would not end)
+      const site = capture.resolve();
+      if (!capture.cutShort) confirm(learned, site);
+    }
     return capture;
   }
 
