@@ -6,8 +6,8 @@ import { lineageRoot, Trail } from './trail';
 
 /**
  * A statement shape confirmed at one site this many times is then only re-checked: on its SAMPLE_EVERY-th run,
- * then at twice the interval after each re-check that names the same site, up to every MAX_SAMPLE_EVERY-th.
- * A re-check costs a stack capture (at prisma's depth ~120 000 instructions); at 1 in 64 that was 1 900 a call.
+ * then at twice the interval after each re-check that names the same site, MAX_DOUBLINGS times at most. A
+ * re-check costs a stack capture (at prisma's depth ~120 000 instructions): at 1 in 64, 1 900 a prisma call.
  */
 const CONFIRMATIONS = 3;
 const SAMPLE_EVERY = 64;
@@ -115,12 +115,12 @@ class LearnedCalls {
  * in a real request costs more than the whole OTel pg instrumentation adds per query, so sites are learned
  * wherever they repeat: per statement shape and route or job, a site is captured until seen at one line three
  * times, then re-checked on its 64th run, and at doubling intervals while re-checks confirm it, up to every
- * 1 024th; seen at two lines, captured every time. A shape whose captures
- * name no application frame (a thenable sending from its own `then`: drizzle) learns that too, and is not
- * captured at the driver; its completion site is learned the same way. Query objects built at init are
- * always captured (unformatted until a span or hazard needs them). `auto` captures every other one where it
- * is built; `lean` learns the line of calls that run what they build, and captures other objects made in
- * requests and jobs only on demand (see constructionSite); `all` also every driver call; `off` nothing.
+ * 1 024th; seen at two lines, captured every time. A shape whose captures name no application frame (a
+ * thenable sending from its own `then`: drizzle) learns that too, and is not captured at the driver; its
+ * completion site is learned the same way. Query objects built at init are always captured (unformatted until
+ * a span or hazard needs them). `auto` captures every other one where it is built; `lean` learns the line of
+ * calls that run what they build, and captures other objects made in requests and jobs only on demand (see
+ * constructionSite); `all` also every driver call; `off` nothing.
  */
 export class SiteCapture {
   private readonly executions = new LearnedSites();
@@ -150,8 +150,8 @@ export class SiteCapture {
 
   /**
    * An eager call's line, learned like execution sites: captured until three captures named one line, then
-   * re-checked like them (recheckInterval); captured every time once two lines were seen for the same (route or job,
-   * patched function, receiver) — the same model method called from two lines of one handler.
+   * re-checked like them (recheckInterval); captured every time once two lines were seen for the same (route or
+   * job, patched function, receiver) — the same model method called from two lines of one handler.
    */
   private eagerSite(below: Function, call: EagerCall): SiteRef | undefined {
     const { receiver, scopeKey } = call;
@@ -226,7 +226,8 @@ export class SiteCapture {
   /**
    * The construction (or derivation origin) site of a query object, for span attributes and request
    * ledgers. Formatting a capture costs as much as taking it, so per (library, statement shape) captures are
-   * formatted until one site is confirmed, then at the re-checks; hazard messages always format their own capture.
+   * formatted until one site is confirmed, then at its re-checks; hazard messages always format their own
+   * capture.
    */
   objectSite(
     kind: SiteKind,
