@@ -147,11 +147,10 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const execution = currentExecution(ctx);
     const scope = currentScope(ctx);
     const site = executionSite(execution, statement.text, below, this.capturePolicy(), getRuntime().sites, scope);
+    // the object's own construction site is its execution site (src/execution-site.ts): nothing to take later
+    const siteKnown = site !== undefined && site === execution?.trail.site;
     const endsOnPromise =
-      execution?.trail !== undefined &&
-      !(execution.from === 'construction' && execution.trail.site !== undefined) &&
-      typeof args[1] !== 'function' &&
-      typeof args[2] !== 'function';
+      execution?.trail !== undefined && !siteKnown && typeof args[1] !== 'function' && typeof args[2] !== 'function';
     return { text, statement, site, execution, ctx, scope, endsOnPromise };
   }
 
