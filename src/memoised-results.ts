@@ -3,7 +3,8 @@
  * eager ORM call started at init): awaited again, they send no query, so no query span exists. They are
  * judged where the app awaits them (hazards/memoised-result.ts), through the same hazard pipeline.
  */
-import { context, Context, trace } from '@opentelemetry/api';
+import { Context, trace } from '@opentelemetry/api';
+import { activeContext } from './active-context';
 import { internalErrorOccurred } from './guard';
 import { describeBinding } from './hazards/describe';
 import { FirstRun, memoisedResultReuse } from './hazards/memoised-result';
@@ -47,7 +48,7 @@ export function runEagerly<T>(
   trail: Trail,
   run: () => T,
   from: RunFrom | SiteRef = 'construction',
-  ctx: Context = context.active(),
+  ctx: Context = activeContext(),
 ): T {
   const result = runAs(trail, run, from, ctx);
   if (currentScope(ctx) === undefined && result instanceof Promise) {

@@ -1,4 +1,5 @@
-import { context, Context, createContextKey, Span } from '@opentelemetry/api';
+import { Context, createContextKey, Span } from '@opentelemetry/api';
+import { activeContext, withContext } from './active-context';
 import { withValue } from './context-layer';
 import type { ScopeLedger } from './ledger';
 
@@ -44,7 +45,7 @@ export type Scope = RequestScope | JobScope;
 const SCOPE_KEY = createContextKey('querytrail.scope');
 let nextScopeId = 1;
 
-export function currentScope(ctx: Context = context.active()): Scope | undefined {
+export function currentScope(ctx: Context = activeContext()): Scope | undefined {
   return ctx.getValue(SCOPE_KEY) as Scope | undefined;
 }
 
@@ -61,8 +62,8 @@ export function jobScope(name: string, span?: Span): JobScope {
   return { kind: 'job', id: nextScopeId++, startedAt: Date.now(), name, queries: 0, queryMs: 0, span };
 }
 
-export function withScope<T>(scope: Scope, fn: () => T, ctx: Context = context.active()): T {
-  return context.with(withValue(ctx, SCOPE_KEY, scope), fn);
+export function withScope<T>(scope: Scope, fn: () => T, ctx: Context = activeContext()): T {
+  return withContext(withValue(ctx, SCOPE_KEY, scope), fn, undefined);
 }
 
 /**

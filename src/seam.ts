@@ -3,7 +3,8 @@
  * query objects — "built here, bound to this", "this one embeds that one", "this one runs now" — and the
  * core decides everything else: whether to capture a stack, the phase, the execution site, the hazards.
  */
-import { context, Context, createContextKey } from '@opentelemetry/api';
+import { Context, createContextKey } from '@opentelemetry/api';
+import { activeContext, withContext } from './active-context';
 import { SiteRef, StackCapture } from './callsite';
 import { withValue } from './context-layer';
 import type { CapturePolicy } from './config';
@@ -40,7 +41,7 @@ export function startTrail(
   capture: CapturePolicy,
   below: Function,
   facts: TrailFacts = {},
-  ctx: Context = context.active(),
+  ctx: Context = activeContext(),
 ): Trail {
   const scope = currentScope(ctx);
   const phase = phaseOf(scope);
@@ -101,7 +102,7 @@ export function runAs<T, A = undefined>(
   trail: Trail,
   fn: (arg: A) => T,
   from: RunFrom | SiteRef = 'await',
-  ctx: Context = context.active(),
+  ctx: Context = activeContext(),
   arg?: A,
 ): T {
   const execution: Execution = { trail, from };
@@ -129,17 +130,17 @@ export function sendsNow<T>(trail: Trail, fn: () => T, from: RunFrom | SiteRef =
 /** Runs `fn(arg)` in `ctx`, whose execution (or none) is what it runs: not the one a runner around it sends. */
 function enter<T, A>(ctx: Context, fn: (arg: A) => T, arg: A): T {
   const outer = sending;
-  if (outer === undefined) return context.with(ctx, fn, undefined, arg);
+  if (outer === undefined) return withContext(ctx, fn, arg);
   sending = undefined;
   try {
-    return context.with(ctx, fn, undefined, arg);
+    return withContext(ctx, fn, arg);
   } finally {
     sending = outer;
   }
 }
 
 /** The running execution continues as `trail` (its run through one pool): the same execution site. */
-export function continueAs<T>(trail: Trail, fn: () => T, ctx: Context = context.active()): T {
+export function continueAs<T>(trail: Trail, fn: () => T, ctx: Context = activeContext()): T {
   const running = currentExecution(ctx);
   // the same pool as the call's own trail: nothing changes, no context to copy
   if (running?.trail === trail) return fn();
@@ -151,7 +152,7 @@ export function entrySite(below: Function, capture: CapturePolicy): SiteRef | un
   return capture === 'off' ? undefined : new StackCapture(below);
 }
 
-export function currentExecution(ctx: Context = context.active()): Execution | undefined {
+export function currentExecution(ctx: Context = activeContext()): Execution | undefined {
   return sending ?? (ctx.getValue(EXECUTION) as Execution | undefined);
 }
 
@@ -159,12 +160,12 @@ export function currentExecution(ctx: Context = context.active()): Execution | u
  * The call of this library already running here, if any: the builders and queries a library makes for
  * an ORM call belong to that call. A transaction is not a call: what runs inside it has its own trails.
  */
-export function runningCall(library: LibraryProfile, ctx: Context = context.active()): Trail | undefined {
+export function runningCall(library: LibraryProfile, ctx: Context = activeContext()): Trail | undefined {
   const running = currentExecution(ctx)?.trail;
   return running?.library === library && running.kind !== 'transaction' ? running : undefined;
 }
 
 /** A library's own housekeeping (connection setup) while an app query runs: plain driver spans. */
 export function withoutTrail<T>(fn: () => T): T {
-  return enter(withValue(context.active(), EXECUTION, undefined), fn, undefined);
+  return enter(withValue(activeContext(), EXECUTION, undefined), fn, undefined);
 }

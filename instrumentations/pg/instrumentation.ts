@@ -1,4 +1,5 @@
 import { Context, context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { activeContext } from '../../src/active-context';
 import type { SiteRef } from '../../src/callsite';
 import { capturePolicyOf } from '../../src/config';
 import { executionSite } from '../../src/execution-site';
@@ -143,7 +144,7 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const text = textOf(args[0]);
     if (text === undefined) return undefined;
     const statement = analyzeStatement(text, 'postgresql');
-    const ctx = context.active();
+    const ctx = activeContext();
     const execution = currentExecution(ctx);
     const scope = currentScope(ctx);
     const site = executionSite(execution, statement.text, below, this.capturePolicy(), getRuntime().sites, scope);
@@ -294,7 +295,7 @@ export class PgInstrumentation extends QuerytrailInstrumentation<PgInstrumentati
     const pending = poolQueryConnected;
     poolQueryConnected = undefined;
     const pooled = pending !== undefined && pending.text === text ? pending : undefined;
-    const ctx = pooled ? pooled.ctx : context.active();
+    const ctx = pooled ? pooled.ctx : activeContext();
     const execution = pooled ? pooled.execution : currentExecution(ctx);
     const statement = pooled ? pooled.statement : analyzeStatement(text, 'postgresql');
     const options = this.getConfig();
@@ -363,13 +364,13 @@ function patchPoolConnect(original: (cb?: PgCallback) => unknown) {
     if (typeof cb !== 'function') return original.call(this, cb);
     const pending = poolQueryCalling;
     poolQueryCalling = undefined;
-    const ctx = pending?.ctx ?? context.active();
+    const ctx = pending?.ctx ?? activeContext();
     return original.call(this, function connected(this: unknown, err: unknown, client?: unknown, release?: unknown) {
       const outer = poolQueryConnected;
       poolQueryConnected = pending;
       try {
         // an idle client is handed out on a later tick of the same context: nothing to restore
-        if (context.active() === ctx) return (cb as (...args: unknown[]) => unknown).call(this, err, client, release);
+        if (activeContext() === ctx) return (cb as (...args: unknown[]) => unknown).call(this, err, client, release);
         return context.with(ctx, cb as (...args: unknown[]) => unknown, this, err, client, release);
       } finally {
         poolQueryConnected = outer;

@@ -1,4 +1,5 @@
-import { context, Context } from '@opentelemetry/api';
+import type { Context } from '@opentelemetry/api';
+import { activeContext } from '../../src/active-context';
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
 import type { DatabaseRef } from '../../src/database';
 import { guarded, internalErrorOccurred } from '../../src/guard';
@@ -182,7 +183,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
       if (!instrumentation.isEnabled() || arguments.length > 2) return Reflect.apply(factory, this, arguments);
       let built: Trail | undefined;
       try {
-        built = instrumentation.promiseTrail(state, createPrismaPromise, params, context.active());
+        built = instrumentation.promiseTrail(state, createPrismaPromise, params, activeContext());
       } catch (err) {
         internalErrorOccurred('prisma construction', err);
       }
@@ -196,7 +197,7 @@ export class PrismaInstrumentation extends QuerytrailInstrumentation<PrismaInstr
           let runAsTrail: Trail | undefined;
           let from: RunFrom = 'await';
           try {
-            ctx = context.active();
+            ctx = activeContext();
             scope = currentScope(ctx);
             runAsTrail = runsAs(trail, client, currentExecution(ctx)?.trail, transaction);
             // Run by the first `then`, from a microtask. Awaited in the scope it was built in, the line that

@@ -1,5 +1,6 @@
 import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentation';
-import { context, Context } from '@opentelemetry/api';
+import type { Context } from '@opentelemetry/api';
+import { activeContext } from '../../src/active-context';
 import { guarded, internalErrorOccurred } from '../../src/guard';
 import { runEagerly } from '../../src/memoised-results';
 import { getRuntime } from '../../src/runtime';
@@ -148,7 +149,7 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
       let trail: Trail | undefined;
       // try/catch rather than guarded(): no closure allocated per call
       try {
-        ctx = context.active();
+        ctx = activeContext();
         if (runningCall(SEQUELIZE, ctx) === undefined) {
           const sequelize = instanceOf(this);
           if (isPostgres(sequelize)) trail = instrumentation.modelCallTrail(modelCall, this, sequelize, args, ctx);
@@ -190,7 +191,7 @@ export class SequelizeInstrumentation extends QuerytrailInstrumentation<Sequeliz
       let running: Trail | undefined;
       let trail: Trail | undefined;
       try {
-        ctx = context.active();
+        ctx = activeContext();
         if (isPostgres(this)) {
           const bindings = bindingsOf(this);
           running = currentExecution(ctx)?.trail;
