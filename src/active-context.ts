@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { context, Context, ContextManager, ROOT_CONTEXT } from '@opentelemetry/api';
+import { guarded } from './guard';
 
 /** Where the API keeps its globals (`@opentelemetry/api` 1.x): the registered context manager is `.context`. */
 const API_GLOBALS = Symbol.for('opentelemetry.js.api.1');
@@ -20,7 +21,8 @@ function managerStorage(): AsyncLocalStorage<Context> | undefined {
   const manager = globals?.context;
   if (manager !== knownManager) {
     knownManager = manager;
-    storage = manager === undefined ? undefined : storageOf(manager);
+    // looked at once per manager, on the hot path: whatever a manager does when looked at, the app is not told
+    storage = manager === undefined ? undefined : guarded('context manager', () => storageOf(manager));
   }
   return storage;
 }
@@ -32,7 +34,7 @@ function storageOf(manager: ContextManager): AsyncLocalStorage<Context> | undefi
   const prototype = Object.getPrototypeOf(manager) as ContextManager | null;
   const als = (manager as { _asyncLocalStorage?: unknown })._asyncLocalStorage;
   // a subclass, or methods replaced on the instance, may do more than read and run the storage
-  if (prototype?.constructor.name !== 'AsyncLocalStorageContextManager' || !(als instanceof AsyncLocalStorage)) {
+  if (prototype?.constructor?.name !== 'AsyncLocalStorageContextManager' || !(als instanceof AsyncLocalStorage)) {
     return undefined;
   }
   if (manager.active !== prototype.active || manager.with !== prototype.with) return undefined;

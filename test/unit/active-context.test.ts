@@ -1,6 +1,7 @@
 import { context, Context, createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { activeContext, withContext } from '../../src/active-context';
+import { internalErrorCount } from '../../src/guard';
 
 const KEY = createContextKey('test key');
 
@@ -64,5 +65,23 @@ describe('activeContext and withContext', () => {
     manager.active = () => original().setValue(KEY, 'replaced');
     register(manager);
     expect(activeContext().getValue(KEY)).toBe('replaced');
+  });
+
+  it('goes through the API, and counts an internal error, when looking at the manager throws', () => {
+    const manager = new AsyncLocalStorageContextManager();
+    const storage = (manager as unknown as { _asyncLocalStorage: unknown })._asyncLocalStorage;
+    let reads = 0;
+    // the first read (querytrail's) throws; the manager's own reads work
+    Object.defineProperty(manager, '_asyncLocalStorage', {
+      get() {
+        if (reads++ === 0) throw new Error('not readable');
+        return storage;
+      },
+    });
+    const errors = internalErrorCount();
+    register(manager);
+    const ctx = ROOT_CONTEXT.setValue(KEY, 'entered');
+    expect(withContext(ctx, () => activeContext(), undefined)).toBe(ctx);
+    expect(internalErrorCount()).toBe(errors + 1);
   });
 });
